@@ -1,0 +1,122 @@
+"""The in-memory form of a prepared dataset, shared by the data pipeline and the trainer.
+
+A prepared dataset holds every user's chronological item sequence in CSR form
+(``offsets``/``items``), the records of each split as (user, position) pairs, the
+persisted evaluation candidates, and the maps back to raw ids. A record ``r``
+predicts ``items[offsets[u] + p]`` from the items before it (at most ``max_len``),
+where ``u = records.users[r]`` and ``p = records.positions[r] >= 1``.
+
+Item id 0 is padding; real items are ``1..n_items``. Users are ``0..n_users-1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "valid", "test")
+EVAL_SPLITS = ("valid", "test")
+
+
+@dataclass
+class Records:
+    """The records of one split.
+
+    Attributes:
+        users: ``int64 [R]`` user index of each record.
+        positions: ``int64 [R]`` index of the target inside the user's sequence (>= 1).
+        targets: ``int64 [R]`` the target item id (1..n_items).
+        times: ``int64 [R]`` timestamp of the target interaction, or ``None`` when
+            the source has no timestamps.
+    """
+
+    users: np.ndarray
+    positions: np.ndarray
+    targets: np.ndarray
+    times: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    def subset(self, index: np.ndarray) -> Records:
+        """The records at ``index`` (an integer array or a boolean mask)."""
+        return Records(
+            self.users[index],
+            self.positions[index],
+            self.targets[index],
+            None if self.times is None else self.times[index],
+        )
+
+
+@dataclass
+class PreparedDataset:
+    """A dataset ready for training and evaluation.
+
+    Attributes:
+        name: the dataset's name (folder name under ``datasets/``).
+        n_users: number of users; user ids are ``0..n_users-1``.
+        n_items: number of real items; item ids are ``1..n_items``, 0 is padding.
+        offsets: ``int64 [n_users + 1]`` CSR offsets into ``items``.
+        items: ``int64 [n_interactions]`` every user's items in time order.
+        times: ``int64 [n_interactions]`` timestamps aligned with ``items``, or ``None``.
+        records: split name (``train``, ``valid``, ``test``) -> :class:`Records`.
+        candidates: ``valid``/``test`` -> ``int64 [R, n_negatives]`` sampled negatives
+            of each evaluation record, drawn once with a fixed seed and persisted.
+        user_ids: ``[n_users]`` raw user ids (strings).
+        item_ids: ``[n_items + 1]`` raw item ids (strings); entry 0 is the padding id ``""``.
+        card: JSON-able description: source, options, statistics, split sizes.
+    """
+
+    name: str
+    n_users: int
+    n_items: int
+    offsets: np.ndarray
+    items: np.ndarray
+    times: np.ndarray | None
+    records: dict[str, Records]
+    candidates: dict[str, np.ndarray]
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.items.shape[0])
+
+    def sequence(self, user: int) -> np.ndarray:
+        """All items of ``user`` in time order."""
+        return self.items[self.offsets[user] : self.offsets[user + 1]]
+
+    def history_lengths(self, records: Records, max_len: int) -> np.ndarray:
+        """``int64 [R]`` number of history items each record sees (at most ``max_len``)."""
+        return np.minimum(records.positions, max_len)
+
+    def histories(
+        self, users: np.ndarray, positions: np.ndarray, max_len: int
+    ) -> np.ndarray:
+        """Left-aligned, zero-padded histories trimmed to the batch's longest one.
+
+        Row ``b`` holds, oldest first, the (at most ``max_len``) items of user
+        ``users[b]`` before position ``positions[b]``, then zeros. The width is the
+        longest history in the batch, never more.
+
+        Shapes:
+            users, positions: ``[B]``; returns ``int64 [B, m]``, ``m = max(min(p, max_len))``.
+        """
+        users = np.asarray(users, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        lengths = np.minimum(positions, max_len)
+        width = int(lengths.max()) if lengths.size else 0
+        width = max(width, 1)
+        start = self.offsets[users] + positions - lengths
+        cols = np.arange(width, dtype=np.int64)
+        index = start[:, None] + cols[None, :]
+        valid = cols[None, :] < lengths[:, None]
+        index = np.where(valid, index, 0)
+        return np.where(valid, self.items[index], 0)
+
+    def user_item_sets(self, users: np.ndarray) -> list[np.ndarray]:
+        """Every item each of ``users`` ever interacted with (for negative exclusion)."""
+        return [self.sequence(int(u)) for u in users]
