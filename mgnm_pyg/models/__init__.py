@@ -1,0 +1,5 @@
+"""Recommender models."""
+
+from .mgnm import MGNM, MGNMEncoding
+
+__all__ = ["MGNM", "MGNMEncoding"]

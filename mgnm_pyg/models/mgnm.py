@@ -1,0 +1,227 @@
+r"""MGNM: the multi-grained neural model for sequential recommendation.
+
+Reference:
+    Yu Tian, Jianxin Chang, Yanan Niu, Yang Song, Chenliang Li. "When Multi-Level Meets
+    Multi-Interest: A Multi-Grained Neural Model for Sequential Recommendation".
+    SIGIR 2022, pp. 1632-1641 (arXiv 2205.01286).
+
+A user's history becomes a fully connected graph with user-aware edge weights (Eq. 1);
+``L`` normalised graph convolutions give levels ``0..L`` (Eq. 2-4); a sequential capsule
+network extracts ``K`` interests per level (Eq. 5-11); target attention scores a
+candidate per level (Eq. 12-14), and the levels are max-pooled (Eq. 15).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn.adjacency import (
+    fully_connected_edge_index,
+    normalize_adjacency,
+    user_aware_adjacency,
+    user_aware_edge_weight,
+    user_aware_gcn_norm,
+)
+from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
+from ..nn.extractors import EXTRACTORS, build_extractor
+from ..nn.readout import target_attention
+
+__all__ = ["MGNM", "MGNMEncoding"]
+
+
+class MGNMEncoding(NamedTuple):
+    """Output of :meth:`MGNM.encode`."""
+
+    interests: Tensor  #: ``[B, L+1, K, d]`` interests per level
+    adjacency: Tensor  #: ``[B, m, m]`` user-aware adjacency (Eq. 1), zeros at padding
+    mask: Tensor  #: ``bool [B, m]`` valid history positions
+
+
+class MGNM(nn.Module):
+    r"""Multi-grained neural model (MGNM).
+
+    Args:
+        n_users: number of users (ids ``0..n_users-1``).
+        n_items: number of items (ids ``1..n_items``; 0 is padding).
+        dim: embedding size ``d`` (16 for Amazon in the paper).
+        n_interests: number of interests ``K``.
+        n_layers: number of graph layers ``L`` (levels ``0..L``).
+        routing_iters: capsule routing iterations ``tau``.
+        theta1: weight of the L1 term on the adjacency (Eq. 17).
+        theta2: weight of the L2 term on the parameters (Eq. 17).
+        conv: ``"dense"`` (padded batch matmuls) or ``"mp"`` (PyG MessagePassing on
+            per-sequence graphs); both compute the same function.
+        use_graph: False is the "w/o UGCN" ablation: only level 0.
+        use_bilstm: False is the "w/o BiLSTM" ablation.
+        level_pooling: ``"max"`` (Eq. 15) or ``"sum"`` (the "w/o MaxPool" ablation).
+        extractor: ``"capsule"`` (the SCN) or a Table 3 replacement (``"bilstm"``,
+            ``"sum"``, ``"self_attention"``, ``"transformer"``).
+        share_layer_weight: one ``W`` for all graph layers (SPEC) or one per layer.
+        share_capsule_weights: one interest extractor for all levels (SPEC) or one per
+            level (then levels are extracted one call each).
+
+    Choices the paper leaves open:
+        - Embeddings, ``W``, ``W_k``, ``W'_k`` are Glorot-uniform (the TF1 default of the
+          authors' code); the padding row of the item table is zero.
+        - LeakyReLU slope 0.2 (``tf.nn.leaky_relu`` in the authors' code).
+        - BiLSTM: hidden size ``d`` per direction, ``[fwd || bwd]`` mapped back to ``d``
+          by a linear layer.
+        - The L2 term covers every parameter of the model (the paper's Theta), tables
+          included.
+        - Under ``use_graph=False`` the adjacency is all zeros and the L1 term is 0.
+
+    Shapes:
+        - users: ``[B]``; histories: ``[B, m]`` (left-aligned, 0-padded);
+          items: ``[B, C]`` or ``[C]``; labels: ``[B, C]``
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int = 16,
+        n_interests: int = 4,
+        n_layers: int = 3,
+        routing_iters: int = 3,
+        theta1: float = 1e-6,
+        theta2: float = 1e-5,
+        conv: str = "dense",
+        use_graph: bool = True,
+        use_bilstm: bool = True,
+        level_pooling: str = "max",
+        extractor: str = "capsule",
+        share_layer_weight: bool = True,
+        share_capsule_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        if conv not in ("dense", "mp"):
+            raise ValueError(f"conv must be 'dense' or 'mp', got {conv!r}")
+        if level_pooling not in ("max", "sum"):
+            raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
+        if extractor not in EXTRACTORS:
+            raise ValueError(f"extractor must be one of {sorted(EXTRACTORS)}, got {extractor!r}")
+        self.config = dict(
+            n_users=n_users, n_items=n_items, dim=dim, n_interests=n_interests,
+            n_layers=n_layers, routing_iters=routing_iters, theta1=theta1, theta2=theta2,
+            conv=conv, use_graph=use_graph, use_bilstm=use_bilstm,
+            level_pooling=level_pooling, extractor=extractor,
+            share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
+        )
+        # Hyperparameters, read in one place.
+        self.dim, self.n_interests = dim, n_interests
+        self.n_layers = n_layers if use_graph else 0
+        self.n_levels = self.n_layers + 1
+        self.theta1, self.theta2 = theta1, theta2
+        self.conv, self.use_graph, self.level_pooling = conv, use_graph, level_pooling
+
+        self.user_embedding = nn.Embedding(n_users, dim)
+        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        conv_cls = DenseUserAwareGraphConv if conv == "dense" else UserAwareGraphConv
+        n_convs = 0 if not use_graph else (1 if share_layer_weight else n_layers)
+        self.convs = nn.ModuleList(conv_cls(dim) for _ in range(n_convs))
+        n_extractors = 1 if share_capsule_weights else self.n_levels
+        self.extractors = nn.ModuleList(
+            build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm)
+            for _ in range(n_extractors)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+        for module in [*self.convs, *self.extractors]:
+            module.reset_parameters()
+
+    def _conv(self, layer: int) -> nn.Module:
+        return self.convs[0] if len(self.convs) == 1 else self.convs[layer]
+
+    def _dense_levels(self, x: Tensor, mask: Tensor, adj: Tensor) -> list[Tensor]:
+        prop = normalize_adjacency(adj, mask)
+        levels = [x]
+        for layer in range(self.n_layers):
+            levels.append(self._conv(layer)(levels[-1], mask, prop=prop))
+        return levels
+
+    def _graph_levels(self, x: Tensor, x_user: Tensor, mask: Tensor) -> tuple[list[Tensor], Tensor]:
+        # Left-aligned rows: x[mask] lists the nodes graph by graph (PyG Batch order), and
+        # the fully connected edges come in the row-major order of the dense pair mask.
+        b, m, d = x.shape
+        lengths = mask.sum(1)
+        nodes = x[mask]
+        batch = torch.repeat_interleave(torch.arange(b, device=x.device), lengths)
+        edge_index = fully_connected_edge_index(lengths)
+        weight = user_aware_edge_weight(nodes, x_user, edge_index, batch)
+        norm = user_aware_gcn_norm(edge_index, weight, nodes.size(0))
+        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+        adj = x.new_zeros(b, m, m).masked_scatter(pair_mask, weight)
+        levels, h = [x], nodes
+        node_mask = mask.unsqueeze(-1)
+        for layer in range(self.n_layers):
+            h = self._conv(layer)(h, edge_index, edge_weight=norm)
+            levels.append(x.new_zeros(b, m, d).masked_scatter(node_mask, h))
+        return levels, adj
+
+    def encode(self, users: Tensor, histories: Tensor) -> MGNMEncoding:
+        """Interests of every level; each sequence is encoded once, whatever the candidates."""
+        mask = histories != 0
+        x = self.item_embedding(histories)
+        b, m, d = x.shape
+        if not self.use_graph:
+            levels, adj = [x], x.new_zeros(b, m, m)
+        elif self.conv == "dense":
+            adj = user_aware_adjacency(x, self.user_embedding(users), mask)
+            levels = self._dense_levels(x, mask, adj)
+        else:
+            levels, adj = self._graph_levels(x, self.user_embedding(users), mask)
+        if len(self.extractors) == 1:
+            # All levels of all users go through one extractor call: N = B * (L+1).
+            h = torch.stack(levels, 1).reshape(b * self.n_levels, m, d)
+            level_mask = mask.unsqueeze(1).expand(b, self.n_levels, m).reshape(-1, m)
+            interests = self.extractors[0](h, level_mask).view(b, self.n_levels, -1, d)
+        else:
+            pairs = zip(self.extractors, levels, strict=True)
+            interests = torch.stack([extract(h, mask) for extract, h in pairs], 1)
+        return MGNMEncoding(interests, adj, mask)
+
+    def score(self, interests: Tensor, items: Tensor) -> Tensor:
+        """Level scores ``y(l)`` (logits) ``[B, L+1, C]`` for items ``[B, C]`` or ``[C]``."""
+        return target_attention(interests, self.item_embedding(items))
+
+    def pool_levels(self, level_scores: Tensor) -> Tensor:
+        """``[B, L+1, C] -> [B, C]``: max over levels (Eq. 15), or sum (w/o MaxPool)."""
+        if self.level_pooling == "sum":
+            return level_scores.sum(1)
+        return level_scores.max(1).values
+
+    def predict(self, users: Tensor, histories: Tensor, items: Tensor) -> Tensor:
+        """Scores ``[B, C]`` of items ``[B, C]`` (or ``[C]``, shared) for each history."""
+        return self.pool_levels(self.score(self.encode(users, histories).interests, items))
+
+    def loss(
+        self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        r"""Eq. 16-17, as sums:
+
+        .. math::
+            \sum_l \sum_{rows} \mathrm{BCE}(y^{(l)}, label) + \theta_1 \sum |A|
+            + \theta_2 \sum_{p} \|p\|^2
+
+        ``parts`` holds each term divided by the number of rows ``B * C`` (for logging).
+        """
+        enc = self.encode(users, histories)
+        levels = self.score(enc.interests, items)
+        bce = F.binary_cross_entropy_with_logits(
+            levels, labels.to(levels.dtype).unsqueeze(1).expand_as(levels), reduction="sum"
+        )
+        l1 = self.theta1 * enc.adjacency.abs().sum()
+        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
+        total = bce + l1 + l2
+        # One host transfer for all logged numbers.
+        values = (torch.stack([bce, l1, l2, total]).detach() / labels.numel()).tolist()
+        return total, dict(zip(("bce", "l1", "l2", "total"), values, strict=True))

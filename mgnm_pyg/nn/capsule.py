@@ -1,0 +1,181 @@
+"""Sequential capsule network (SCN) of MGNM: routing, the BiLSTM of Eq. 10, interests (Eq. 11)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["MaskedBiLSTM", "SequentialCapsuleNetwork", "squash"]
+
+
+def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
+    r"""Capsule squash along the last axis.
+
+    .. math::
+        \mathrm{squash}(v) = \frac{\|v\|^2}{1 + \|v\|^2} \frac{v}{\sqrt{\|v\|^2 + \epsilon}}
+
+    ``eps`` keeps ``v = 0`` finite (value and gradient).
+
+    Shapes:
+        - v: ``[..., d]``; output: ``[..., d]``
+    """
+    norm2 = (v * v).sum(-1, keepdim=True)
+    return v * (norm2 / (1.0 + norm2) / torch.sqrt(norm2 + eps))
+
+
+def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse the first ``lengths[s]`` steps of each sequence; padded steps stay in place.
+
+    Shapes:
+        - x: ``[S, m, d]``; lengths: ``[S]``; output: ``[S, m, d]``
+    """
+    m = x.size(1)
+    steps = torch.arange(m, device=x.device).unsqueeze(0)
+    lengths = lengths.unsqueeze(1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
+
+
+class MaskedBiLSTM(nn.Module):
+    r"""Bidirectional LSTM over left-aligned padded sequences, output mapped back to ``d``.
+
+    .. math::
+        \mathrm{BiLSTM}(Z)_j = [\overrightarrow{h}_j \,\|\, \overleftarrow{h}_j]\,W_o + b_o
+
+    Padded steps never reach valid steps. On the CPU the sequences are packed; elsewhere
+    the backward direction runs on each sequence reversed within its length, which needs
+    no lengths on the host (the forward direction is causal, so trailing padding cannot
+    reach valid steps). Outputs at padded steps are zero.
+
+    Args:
+        dim: input and output size ``d``.
+        hidden: hidden size per direction (default ``d``; the paper does not give it).
+        packed: force packed (True) or reversal (False); None picks by device.
+
+    Shapes:
+        - x: ``[S, m, d]``; lengths: ``int64 [S]`` (each >= 1); output: ``[S, m, d]``
+    """
+
+    def __init__(self, dim: int, hidden: int | None = None, packed: bool | None = None) -> None:
+        super().__init__()
+        self.hidden = hidden or dim
+        self.packed = packed
+        # Two one-directional LSTMs rather than one bidirectional module, so that the
+        # unpacked path can feed the backward direction its own reversed input.
+        self.forward_lstm = nn.LSTM(dim, self.hidden, batch_first=True)
+        self.backward_lstm = nn.LSTM(dim, self.hidden, batch_first=True)
+        self.out = nn.Linear(2 * self.hidden, dim)
+
+    def reset_parameters(self) -> None:
+        """PyTorch defaults for the LSTMs and the output map."""
+        self.forward_lstm.reset_parameters()
+        self.backward_lstm.reset_parameters()
+        self.out.reset_parameters()
+
+    def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor, packed: bool) -> Tensor:
+        if not packed:
+            return lstm(x)[0]
+        seq = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(lstm(seq)[0], batch_first=True, total_length=x.size(1))[0]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        packed = self.packed if self.packed is not None else x.device.type == "cpu"
+        fwd = self._run(self.forward_lstm, x, lengths, packed)
+        bwd = reverse_within_length(
+            self._run(self.backward_lstm, reverse_within_length(x, lengths), lengths, packed),
+            lengths,
+        )
+        mask = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+        return self.out(torch.cat([fwd, bwd], -1)) * mask.unsqueeze(-1).to(x.dtype)
+
+
+class SequentialCapsuleNetwork(nn.Module):
+    r"""Sequential capsule network: dynamic routing with a BiLSTM (Eq. 5-11).
+
+    With ``Z_k = H W_k`` and routing logits ``g`` starting at zero, each of the ``tau``
+    iterations computes
+
+    .. math::
+        c_{:j} = \mathrm{softmax}_k(g_{:j}),\quad v_k = \sum_j c_{kj} z_{kj},\quad
+        o_k = \mathrm{squash}(v_k),\quad g_{kj} \mathrel{+}= o_k \cdot z_{kj}
+
+    (no logit update after the last iteration; ``c = 0`` at padded ``j``). After the
+    first iteration ``Z_k <- Z_k + BiLSTM(Z_k)`` (Eq. 10). Interests are
+    ``q_k = ReLU(o_k W'_k)`` (Eq. 11).
+
+    Non-final iterations see ``Z`` with its gradient stopped, as in the authors' code
+    (and MIND/ComiRec), so gradients reach ``Z`` only through the final ``v``.
+    The logit update of the first iteration uses the ``Z`` of that iteration (before
+    Eq. 10); the paper does not order the two.
+
+    All rows go through one call: for MGNM, ``N = B * (L + 1)`` (every level of every
+    user), and the BiLSTM runs once over all ``N * K`` capsule sequences.
+
+    Args:
+        dim: feature size ``d``.
+        n_interests: number of capsules ``K`` (default 4).
+        routing_iters: ``tau`` (default 3).
+        use_bilstm: apply Eq. 10 (False is the "w/o BiLSTM" ablation).
+        eps: squash epsilon.
+
+    Shapes:
+        - h: ``[N, m, d]``; mask: ``bool [N, m]`` (every row has a valid step)
+        - output: ``[N, K, d]``
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_interests: int = 4,
+        routing_iters: int = 3,
+        use_bilstm: bool = True,
+        eps: float = 1e-9,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.n_interests = n_interests
+        self.routing_iters = routing_iters
+        self.eps = eps
+        # The K capsule maps W_k are one [d, K*d] matrix, so Z is a single matmul.
+        self.capsule_weight = nn.Parameter(torch.empty(dim, n_interests * dim))
+        self.interest_weight = nn.Parameter(torch.empty(n_interests, dim, dim))
+        self.bilstm = MaskedBiLSTM(dim) if use_bilstm else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform per-capsule ``W_k`` and ``W'_k`` (each d x d); BiLSTM defaults."""
+        bound = math.sqrt(6.0 / (2 * self.dim))
+        nn.init.uniform_(self.capsule_weight, -bound, bound)
+        nn.init.uniform_(self.interest_weight, -bound, bound)
+        if self.bilstm is not None:
+            self.bilstm.reset_parameters()
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        n, m, d = h.shape
+        k = self.n_interests
+        z = (h @ self.capsule_weight).view(n, m, k, d).transpose(1, 2)  # [N, K, m, d]
+        valid = mask.unsqueeze(1).to(h.dtype)  # [N, 1, m]
+        logits = h.new_zeros(n, k, m)
+        out = h.new_zeros(n, k, d)
+        for it in range(self.routing_iters):
+            last = it == self.routing_iters - 1
+            z_it = z if last else z.detach()
+            coupling = torch.softmax(logits, dim=1) * valid
+            out = squash(torch.einsum("nkm,nkmd->nkd", coupling, z_it), self.eps)
+            if last:
+                break
+            logits = logits + torch.einsum("nkmd,nkd->nkm", z_it, out)
+            if it == 0 and self.bilstm is not None:
+                lengths = mask.sum(1).repeat_interleave(k)
+                z = z + self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
+        return F.relu(torch.einsum("nkd,kde->nke", out, self.interest_weight))
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.dim}, n_interests={self.n_interests}, "
+            f"routing_iters={self.routing_iters}, bilstm={self.bilstm is not None})"
+        )

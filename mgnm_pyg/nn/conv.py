@@ -1,0 +1,129 @@
+"""User-aware graph convolution of MGNM (Eq. 2-4), as MessagePassing and dense layers.
+
+Both layers compute ``H' = LeakyReLU(P H W)`` with ``P = I + D^-1/2 A D^-1/2`` and the
+user-aware adjacency ``A`` of Eq. 1 (see :mod:`mgnm_pyg.nn.adjacency`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.nn import MessagePassing
+
+from .adjacency import (
+    normalize_adjacency,
+    user_aware_adjacency,
+    user_aware_edge_weight,
+    user_aware_gcn_norm,
+)
+
+__all__ = ["DenseUserAwareGraphConv", "UserAwareGraphConv"]
+
+#: LeakyReLU slope: the paper does not give it; the authors' code uses tf.nn.leaky_relu (0.2).
+DEFAULT_NEGATIVE_SLOPE = 0.2
+
+
+class UserAwareGraphConv(MessagePassing):
+    r"""User-aware graph convolution on a PyG batch of per-sequence graphs.
+
+    .. math::
+        \mathbf{H}' = \mathrm{LeakyReLU}\big((\mathbf{I} + \mathbf{D}^{-1/2}\mathbf{A}
+        \mathbf{D}^{-1/2})\,\mathbf{H}\mathbf{W}\big)
+
+    A sequence of ``n`` items is a graph of ``n`` nodes, fully connected with self loops
+    (see :func:`~mgnm_pyg.nn.adjacency.fully_connected_edge_index`). The normalised edge
+    weights can be passed in (MGNM builds them once from the level-0 embeddings and
+    shares them across levels); otherwise they are computed from ``x`` and ``x_user``.
+
+    Args:
+        channels: feature size ``d`` (input and output).
+        negative_slope: LeakyReLU slope (default 0.2, the authors' code).
+
+    Shapes:
+        - x: ``[N, d]``; edge_index: ``[2, E]``; edge_weight: ``[E]`` (normalised)
+        - x_user: ``[G, d]``; batch: ``[N]``
+        - output: ``[N, d]``
+    """
+
+    def __init__(self, channels: int, negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> None:
+        super().__init__(aggr="sum")
+        self.channels = channels
+        self.negative_slope = negative_slope
+        self.weight = torch.nn.Parameter(torch.empty(channels, channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform ``W`` (the TF default initialiser of the authors' code)."""
+        super().reset_parameters()
+        torch.nn.init.xavier_uniform_(self.weight)
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        x_user: Tensor | None = None,
+        batch: Tensor | None = None,
+    ) -> Tensor:
+        if edge_weight is None:
+            if x_user is None or batch is None:
+                raise ValueError("pass edge_weight, or x_user and batch to compute it")
+            raw = user_aware_edge_weight(x, x_user, edge_index, batch)
+            edge_weight = user_aware_gcn_norm(edge_index, raw, x.size(0))
+        h = x @ self.weight
+        # The identity of P is the node's own (transformed) features.
+        out = h + self.propagate(edge_index, x=h, edge_weight=edge_weight)
+        return F.leaky_relu(out, self.negative_slope)
+
+    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
+        return edge_weight.unsqueeze(-1) * x_j
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels}, {self.channels})"
+
+
+class DenseUserAwareGraphConv(torch.nn.Module):
+    r"""Dense twin of :class:`UserAwareGraphConv` on a padded batch.
+
+    .. math::
+        \mathbf{H}' = \mathrm{LeakyReLU}(\mathbf{P}\,\mathbf{H}\mathbf{W})
+
+    Padded rows of ``P`` are zero, so padded rows of the output stay exactly zero.
+
+    Args:
+        channels: feature size ``d``.
+        negative_slope: LeakyReLU slope (default 0.2, the authors' code).
+
+    Shapes:
+        - x: ``[B, m, d]``; mask: ``bool [B, m]``; prop: ``[B, m, m]`` (normalised ``P``)
+        - x_user: ``[B, d]`` (only when ``prop`` is not given)
+        - output: ``[B, m, d]``
+    """
+
+    def __init__(self, channels: int, negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> None:
+        super().__init__()
+        self.channels = channels
+        self.negative_slope = negative_slope
+        self.weight = torch.nn.Parameter(torch.empty(channels, channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform ``W`` (the TF default initialiser of the authors' code)."""
+        torch.nn.init.xavier_uniform_(self.weight)
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        prop: Tensor | None = None,
+        x_user: Tensor | None = None,
+    ) -> Tensor:
+        if prop is None:
+            if x_user is None:
+                raise ValueError("pass prop, or x_user to compute it")
+            prop = normalize_adjacency(user_aware_adjacency(x, x_user, mask), mask)
+        return F.leaky_relu(prop @ (x @ self.weight), self.negative_slope)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels}, {self.channels})"
