@@ -1,0 +1,45 @@
+"""``mgnm-pyg evaluate``: score a run's best checkpoint on a split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import config_option, data_override_option, run_dir_argument, user_errors
+
+
+@click.command("evaluate")
+@run_dir_argument
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True,
+              help="Split to evaluate.")
+@click.option("--protocol", type=click.Choice(["sampled", "full"]), default="sampled",
+              show_default=True,
+              help="sampled: the persisted 1000 negatives per record (the paper's); "
+                   "full: every item except the user's history.")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5,),
+              show_default=True, help="Cut-off of NDCG/HIT/MRR; repeat for several.")
+@data_override_option
+@config_option("device")
+@config_option("eval_batch_size")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@user_errors
+def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data: str | None,
+             device: str, eval_batch_size: int, as_json: bool) -> None:
+    """Evaluate RUN_DIR/checkpoints/best.pt: GAUC, NDCG@K, HIT@K, MRR@K.
+
+    The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
+    """
+    from mgnm_pyg.training.runs import evaluate_run, load_run
+
+    run = load_run(run_dir, data=data, device=device)
+    metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),
+                                batch_size=eval_batch_size)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2, sort_keys=True))
+        return
+    click.echo(f"{split} split, {protocol} protocol, best epoch {run.epoch}:")
+    for name, value in metrics.items():
+        click.echo(f"  {name:>10}  {value:.4f}")
+    click.echo(f"written to {out}")

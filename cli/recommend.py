@@ -1,0 +1,48 @@
+"""``mgnm-pyg recommend``: top-K items for one user from a trained run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import config_option, data_override_option, run_dir_argument, user_errors
+
+
+@click.command("recommend")
+@run_dir_argument
+@click.option("--user", required=True, metavar="RAW_ID", help="The user's raw id.")
+@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of items to recommend.")
+@click.option("--history", multiple=True, metavar="RAW_ITEM",
+              help="History item (raw id), oldest first; repeat for several. Default: the "
+                   "user's known sequence (its last max_len items). A user the run has never "
+                   "seen needs --history and is scored with the mean trained user embedding "
+                   "standing in for x_u.")
+@data_override_option
+@config_option("device")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@user_errors
+def recommend(run_dir: Path, user: str, k: int, history: tuple[str, ...], data: str | None,
+              device: str, as_json: bool) -> None:
+    """Top-K raw item ids with their scores for one user of RUN_DIR's best checkpoint.
+
+    Items of the history are never recommended.
+    """
+    from mgnm_pyg.training.recommend import recommend as top_k
+    from mgnm_pyg.training.runs import load_run
+
+    run = load_run(run_dir, data=data, device=device)
+    rec = top_k(run, user, k=k, history=list(history) if history else None)
+    if as_json:
+        click.echo(json.dumps(rec.to_dict(), indent=2))
+        return
+    if not rec.known_user:
+        click.echo(f"user {user!r} is new to this run: the mean trained user embedding "
+                   f"stands in for x_u")
+    click.echo(f"history ({len(rec.history)} items, oldest first): "
+               + " ".join(rec.history[-10:]) + (" ..." if len(rec.history) > 10 else ""))
+    click.echo(f"{'rank':>4}  {'item':<20}  score")
+    for rank, (item, score) in enumerate(zip(rec.items, rec.scores, strict=True), start=1):
+        click.echo(f"{rank:4d}  {item:<20}  {score:.4f}")

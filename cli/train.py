@@ -1,0 +1,61 @@
+"""``mgnm-pyg train``: train MGNM, validate every epoch, test the best checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mgnm_pyg.training.config import build_config, load_toml
+
+from .options import config_options, explicit_options, user_errors
+
+
+@click.command("train")
+@config_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder to create (default: runs/<data>-<timestamp>).")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, metavar="RUN_DIR",
+              help="Continue an interrupted run from its checkpoints/last.pt. Only --epochs, "
+                   "--patience, --device, --eval-batch-size and --eval-full may change.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE.toml",
+              help="TOML file of settings (keys named like the options); the command line wins.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar per epoch.")
+@click.pass_context
+@user_errors
+def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file: Path | None,
+          progress: bool, **_: object) -> None:
+    """Train MGNM on a dataset (default: the synthetic demo data).
+
+    Every epoch the training negatives are redrawn, the validation split is scored
+    (sampled protocol) and the best checkpoint is kept by --select-metric; training stops
+    after --patience epochs without improvement. The best checkpoint is then tested
+    with the sampled and the full-ranking protocols. The run folder holds config.json,
+    checkpoints/{best,last}.pt, metrics.jsonl and test_metrics.json.
+    """
+    from mgnm_pyg.training.trainer import Trainer, TrainingInterrupted, default_run_dir
+
+    explicit = explicit_options(ctx)
+    if resume is not None:
+        if out is not None:
+            raise click.UsageError("--out and --resume exclude each other")
+        changes = {**(load_toml(config_file) if config_file else {}), **explicit}
+        trainer = Trainer.resume(resume, changes, progress=progress, echo=click.echo)
+        click.echo(f"resuming {resume} after epoch {trainer.epoch}")
+    else:
+        config = build_config(explicit, config_file)
+        run_dir = out if out is not None else default_run_dir(config)
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            raise click.UsageError(
+                f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        trainer = Trainer(config, run_dir, progress=progress, echo=click.echo)
+        click.echo(f"training on {config.data} ({trainer.dataset.n_users} users, "
+                   f"{trainer.dataset.n_items} items) on {trainer.device}; run folder {run_dir}")
+    try:
+        trainer.fit()
+    except TrainingInterrupted as exc:
+        click.echo(f"Stopped: {exc}", err=True)
+        ctx.exit(130)

@@ -1,0 +1,184 @@
+"""Run configuration: every setting of SPEC's defaults table, one field each.
+
+The fields of :class:`TrainConfig` are the single source of truth: the command line
+options (``cli/options.py``) and the TOML keys are generated from them, so a setting
+is named the same way everywhere (``--n-interests`` on the command line,
+``n_interests`` or ``n-interests`` in a TOML file, ``n_interests`` in ``config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mgnm_pyg.errors import MGNMError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(MGNMError):
+    """A configuration file or value that is not valid."""
+
+
+def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None,
+         minimum: float | None = None) -> Any:
+    meta = {"help": help, "group": group, "choices": choices, "minimum": minimum}
+    return field(default=default, metadata=meta)
+
+
+SELECT_METRICS = ("gauc", "ndcg@5", "hit@5", "mrr@5")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one training run (defaults: SPEC section 8 and paper section 4.1).
+
+    Settings the paper leaves open (epochs, patience, evaluation batch size) are chosen
+    so that the default ``demo`` run finishes in a few minutes on two CPU cores.
+    """
+
+    # data
+    data: str = _opt("synthetic:demo", "Dataset: NAME, PATH to a prepared folder, or "
+                     "synthetic[:PRESET].", "data")
+    data_seed: int = _opt(0, "Seed of the dataset preparation (synthetic data, persisted "
+                          "evaluation negatives); kept fixed across training seeds.", "data")
+    max_len: int = _opt(100, "Most recent history items kept per record.", "data", minimum=1)
+    # model (the constructor arguments of MGNM)
+    dim: int = _opt(16, "Embedding size d.", "model", minimum=1)
+    n_interests: int = _opt(4, "Number of interests K.", "model", minimum=1)
+    n_layers: int = _opt(3, "Graph layers L (levels 0..L).", "model", minimum=0)
+    routing_iters: int = _opt(3, "Capsule routing iterations tau.", "model", minimum=1)
+    theta1: float = _opt(1e-6, "Weight of the L1 norm of the adjacency (0 = w/o L1Norm).",
+                         "model", minimum=0.0)
+    theta2: float = _opt(1e-5, "Weight of the L2 norm of the parameters.", "model",
+                         minimum=0.0)
+    conv: str = _opt("dense", "Graph convolution implementation.", "model",
+                     choices=("dense", "mp"))
+    use_graph: bool = _opt(True, "Use the user-aware graph (off = w/o UGCN, level 0 only).",
+                           "model")
+    use_bilstm: bool = _opt(True, "Use the BiLSTM inside the capsule routing (Eq. 10).",
+                            "model")
+    level_pooling: str = _opt("max", "Pooling of level scores (sum = w/o MaxPool).", "model",
+                              choices=("max", "sum"))
+    extractor: str = _opt("capsule", "Interest extractor (Table 3 ablations).", "model",
+                          choices=("capsule", "bilstm", "sum", "self_attention", "transformer"))
+    share_layer_weight: bool = _opt(True, "One graph weight W shared by all layers.", "model")
+    share_capsule_weights: bool = _opt(True, "Capsule weights shared across levels.", "model")
+    # optimisation
+    lr: float = _opt(1e-3, "Adam learning rate.", "optim", minimum=0.0)
+    batch_size: int = _opt(256, "Positives per training batch.", "optim", minimum=1)
+    negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
+                          minimum=1)
+    epochs: int = _opt(20, "Maximum number of epochs.", "optim", minimum=1)
+    patience: int = _opt(3, "Stop after this many epochs without validation improvement.",
+                         "optim", minimum=1)
+    select_metric: str = _opt("ndcg@5", "Validation metric for early stopping and the best "
+                              "checkpoint.", "optim", choices=SELECT_METRICS)
+    # runtime
+    device: str = _opt("auto", "Device (auto picks cuda when available).", "runtime",
+                       choices=("auto", "cpu", "cuda"))
+    seed: int = _opt(0, "Seed of model initialisation, negatives and batch order.", "runtime")
+    eval_batch_size: int = _opt(512, "Records per evaluation batch.", "runtime", minimum=1)
+    eval_full: bool = _opt(True, "Also evaluate the test split by full ranking at the end.",
+                           "runtime")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check_value(f.name, getattr(self, f.name), where="")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``MGNM(n_users, n_items, **kwargs)``."""
+        return {name: getattr(self, name) for name in MODEL_KEYS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+MODEL_KEYS: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.metadata["group"] == "model")
+
+
+def field_type(name: str) -> type:
+    """The Python type of a setting (``int``, ``float``, ``bool`` or ``str``)."""
+    return {"int": int, "float": float, "bool": bool, "str": str}[str(FIELDS[name].type)]
+
+
+def check_value(name: str, value: Any, where: str) -> Any:
+    """Return ``value`` checked (and an int widened to float) for setting ``name``.
+
+    Raises :class:`ConfigError` naming ``where`` (a file, or empty), the key, the
+    expected type or choices, and the value found.
+    """
+    prefix = f"{where}: " if where else ""
+    if name not in FIELDS:
+        known = ", ".join(sorted(FIELDS))
+        raise ConfigError(f"{prefix}unknown key {name!r}; known keys: {known}")
+    kind = field_type(name)
+    meta = FIELDS[name].metadata
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(
+            f"{prefix}key {name!r} expects {kind.__name__}, got {type(value).__name__} "
+            f"{value!r}"
+        )
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(
+            f"{prefix}key {name!r} must be one of {', '.join(meta['choices'])}; got {value!r}"
+        )
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ConfigError(f"{prefix}key {name!r} must be >= {meta['minimum']}; got {value!r}")
+    return value
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read settings from a TOML file: top-level keys named like the options.
+
+    Dashes and underscores are interchangeable (``n-interests`` = ``n_interests``).
+    Unknown keys, tables and wrong types raise :class:`ConfigError` naming the file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        values[name] = check_value(name, value, where=str(path))
+    return values
+
+
+def build_config(
+    explicit: dict[str, Any], toml_path: str | Path | None = None,
+    base: TrainConfig | None = None,
+) -> TrainConfig:
+    """Layer the settings: ``base`` (or the defaults), then the TOML file, then ``explicit``.
+
+    ``explicit`` holds only the options given on the command line, so they win.
+    """
+    values = (base or TrainConfig()).to_dict()
+    if toml_path is not None:
+        values.update(load_toml(toml_path))
+    for name, value in explicit.items():
+        values[name] = check_value(name, value, where="command line")
+    return TrainConfig(**values)
+
+
+def config_from_dict(values: dict[str, Any], where: str) -> TrainConfig:
+    """A config read back from ``config.json`` or a checkpoint; keys are checked."""
+    checked = {name: check_value(name, value, where) for name, value in values.items()}
+    return TrainConfig(**checked)

@@ -1,0 +1,316 @@
+"""The training loop: per-epoch negatives, validation, early stopping, checkpoints, resume.
+
+Everything random is derived from ``(seed, epoch)``: the model is initialised after
+``torch.manual_seed(seed)``, the training negatives of epoch ``e`` come from
+``np.random.default_rng([seed, e])``, the batch order from the sampler seeded with
+``seed`` and ``set_epoch(e)``, and torch's generator is reseeded from ``(seed, e)`` at the
+start of every epoch. So resuming from ``last.pt`` after epoch ``e`` replays epochs
+``e+1..`` exactly as an uninterrupted run would (on the CPU).
+
+The best checkpoint and early stopping use the validation split only (the authors' code
+selects on the test split; this one does not).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.io import atomic_write_json, atomic_write_text
+from mgnm_pyg.training.checkpoint import (
+    check_dataset,
+    dataset_fingerprint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
+from mgnm_pyg.training.config import TrainConfig, config_from_dict
+
+# Settings that may change when a run is resumed; the others define the run.
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full")
+VALID_KS = (5,)
+TEST_KS = (5, 10, 20)
+
+
+class TrainingError(MGNMError):
+    """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class TrainingInterrupted(MGNMError):
+    """Training was stopped by the user (Ctrl-C); the message says how to resume."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_valid: dict[str, float]
+    test_metrics: dict[str, dict[str, float]]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MGNMError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
+    """``runs/<data>-<YYYYmmdd-HHMMSS>``, with the data spec made filename-safe."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).name or config.data).strip("-")
+    return Path(root) / f"{name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def load_data(config: TrainConfig):
+    """The run's prepared dataset (imported lazily: the data layer pulls in polars)."""
+    from mgnm_pyg.data.store import resolve_dataset
+
+    return resolve_dataset(config.data, max_len=config.max_len, seed=config.data_seed)
+
+
+def build_model(config: TrainConfig, dataset: Any) -> torch.nn.Module:
+    """MGNM for ``dataset``, initialised from ``torch.manual_seed(config.seed)``."""
+    from mgnm_pyg.models import MGNM
+
+    torch.manual_seed(config.seed)
+    return MGNM(dataset.n_users, dataset.n_items, **config.model_kwargs())
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in metrics.items()}
+
+
+def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig, device,
+             progress: bool = False) -> dict[str, float]:
+    """One split under one protocol, as plain floats."""
+    from mgnm_pyg.training.evaluation import evaluate_split
+
+    model.eval()
+    with torch.no_grad():
+        out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
+                             batch_size=config.eval_batch_size, max_len=config.max_len,
+                             device=device, progress=progress)
+    return _floats(out)
+
+
+class Trainer:
+    """Trains one run in ``run_dir``; see the module docstring for the guarantees.
+
+    Files written (all atomically): ``config.json``, ``checkpoints/best.pt``,
+    ``checkpoints/last.pt``, ``metrics.jsonl`` (one line per epoch) and
+    ``test_metrics.json`` (best checkpoint, sampled and full protocols).
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, dataset: Any = None,
+                 progress: bool = True, echo: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.echo = echo
+        self.device = resolve_device(config.device)
+        self.dataset = dataset if dataset is not None else load_data(config)
+        self.fingerprint = dataset_fingerprint(self.dataset)
+        self.model = build_model(config, self.dataset).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.epoch = 0  # completed epochs
+        self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
+                                      "history": []}
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    # ------------------------------------------------------------------ resume
+    @classmethod
+    def resume(cls, run_dir: str | Path, changes: dict[str, Any] | None = None,
+               progress: bool = True, echo: Callable[[str], None] = print) -> Trainer:
+        """Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+
+        ``changes`` may only touch :data:`RESUMABLE_CHANGES`; anything else would make
+        the resumed run a different run, so it is refused.
+        """
+        run_dir = Path(run_dir)
+        last = run_dir / "checkpoints" / "last.pt"
+        ckpt = load_checkpoint(last)
+        config = config_from_dict(ckpt["config"], where=str(last))
+        changes = changes or {}
+        fixed = sorted(k for k, v in changes.items()
+                       if k not in RESUMABLE_CHANGES and getattr(config, k) != v)
+        if fixed:
+            raise MGNMError(
+                f"--resume {run_dir}: cannot change {', '.join(fixed)} of an existing run "
+                f"(only {', '.join(RESUMABLE_CHANGES)} may change)"
+            )
+        config = config.replace(**{k: v for k, v in changes.items() if k in RESUMABLE_CHANGES})
+        trainer = cls(config, run_dir, progress=progress, echo=echo)
+        check_dataset(ckpt, trainer.dataset, last)
+        load_model_state(trainer.model, ckpt, last)
+        if ckpt.get("optimizer") is not None:
+            trainer.optimizer.load_state_dict(ckpt["optimizer"])
+        trainer.epoch = int(ckpt["epoch"])
+        trainer.state = dict(ckpt["state"])
+        return trainer
+
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training records; returns the loss per (record, candidate) row."""
+        from mgnm_pyg.data.collate import dense_batch
+        from mgnm_pyg.data.negatives import sample_training_negatives
+        from mgnm_pyg.data.sampler import LengthBucketSampler
+
+        cfg, data = self.config, self.dataset
+        records = data.records["train"]
+        negatives = sample_training_negatives(
+            data, records, cfg.negatives, np.random.default_rng([cfg.seed, epoch]))
+        candidates = np.concatenate([records.targets[:, None], negatives], axis=1)
+        sampler = LengthBucketSampler(data.history_lengths(records, cfg.max_len),
+                                      cfg.batch_size, shuffle=True, seed=cfg.seed)
+        sampler.set_epoch(epoch)
+        # Reseed torch per epoch so any randomness inside the model replays on resume.
+        torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
+
+        self.model.train()
+        total_loss, total_rows, seen = 0.0, 0, 0
+        start = time.perf_counter()
+        bar = tqdm(total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        try:
+            for step, index in enumerate(sampler, start=1):
+                batch = dense_batch(data, records, index, cfg.max_len, candidates=candidates)
+                users = batch["users"].to(self.device)
+                histories = batch["histories"].to(self.device)
+                items = batch["candidates"].to(self.device)
+                labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
+                labels[:, 0] = 1.0
+                loss, _ = self.model.loss(users, histories, items, labels)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"the training loss is {value} at epoch {epoch}, step {step} of "
+                        f"{len(sampler)}; training stopped. The last good checkpoint is "
+                        f"{self.last_path} (epoch {self.epoch}); try a lower --lr."
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total_loss += value
+                total_rows += labels.numel()
+                seen += len(index)
+                rate = seen / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{total_loss / total_rows:.4f}", rec_s=f"{rate:.0f}")
+                bar.update(1)
+        finally:
+            bar.close()
+        return total_loss / max(total_rows, 1)
+
+    # ------------------------------------------------------------------ the run
+    def _save(self, path: Path) -> None:
+        save_checkpoint(path, model=self.model, config=self.config.to_dict(),
+                        dataset=self.fingerprint, epoch=self.epoch,
+                        optimizer=self.optimizer, state=self.state)
+
+    def _write_metrics_log(self) -> None:
+        lines = "".join(_json_line(row) for row in self.state["history"])
+        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+
+    def _print_row(self, row: dict[str, Any], best: bool) -> None:
+        names = list(row["valid"])
+        if row["epoch"] == 1 or not getattr(self, "_header_done", False):
+            self.echo("epoch  train_loss  " + "  ".join(f"{n:>8}" for n in names) + "     time")
+            self._header_done = True
+        cells = "  ".join(f"{row['valid'][n]:8.4f}" for n in names)
+        mark = "  *best" if best else ""
+        self.echo(f"{row['epoch']:5d}  {row['train_loss']:10.5f}  {cells}  "
+                  f"{row['seconds']:6.1f}s{mark}")
+
+    def fit(self) -> TrainResult:
+        """Train until ``epochs`` or early stopping, then test the best checkpoint."""
+        cfg = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json",
+                          {**cfg.to_dict(), "dataset_fingerprint": self.fingerprint})
+        self._write_metrics_log()
+        epoch = self.epoch + 1
+        try:
+            while epoch <= cfg.epochs and self.state["bad_epochs"] < cfg.patience:
+                start = time.perf_counter()
+                loss = self.train_epoch(epoch)
+                valid = evaluate(self.model, self.dataset, "valid", "sampled", VALID_KS,
+                                 cfg, self.device)
+                if cfg.select_metric not in valid:
+                    raise TrainingError(f"validation returned no {cfg.select_metric!r} "
+                                        f"(got {', '.join(valid)})")
+                row = {"epoch": epoch, "train_loss": loss, "valid": valid,
+                       "seconds": round(time.perf_counter() - start, 3)}
+                self.epoch = epoch
+                self.state["history"].append(row)
+                metric = valid[cfg.select_metric]
+                best = self.state["best_metric"] is None or metric > self.state["best_metric"]
+                if best:
+                    self.state.update(best_metric=metric, best_epoch=epoch, bad_epochs=0)
+                else:
+                    self.state["bad_epochs"] += 1
+                # best first, then last: a crash in between leaves a consistent pair.
+                if best:
+                    self._save(self.best_path)
+                self._save(self.last_path)
+                self._write_metrics_log()
+                self._print_row(row, best)
+                epoch += 1
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"interrupted during epoch {epoch}; {self.epoch} completed epoch(s) are saved "
+                f"in {self.last_path}. Resume with: mgnm-pyg train --resume {self.run_dir}"
+            ) from None
+        if self.state["bad_epochs"] >= cfg.patience:
+            self.echo(f"early stop: no {cfg.select_metric} improvement for "
+                      f"{cfg.patience} epoch(s)")
+        return self.test()
+
+    def test(self) -> TrainResult:
+        """Evaluate ``best.pt`` on the test split (sampled, and full if asked)."""
+        cfg = self.config
+        best = load_checkpoint(self.best_path)
+        load_model_state(self.model, best, self.best_path)
+        results = {"sampled": evaluate(self.model, self.dataset, "test", "sampled", TEST_KS,
+                                       cfg, self.device)}
+        if cfg.eval_full:
+            results["full"] = evaluate(self.model, self.dataset, "test", "full", TEST_KS,
+                                       cfg, self.device, progress=self.progress)
+        best_epoch = int(self.state["best_epoch"])
+        atomic_write_json(self.run_dir / "test_metrics.json",
+                          {"best_epoch": best_epoch, "select_metric": cfg.select_metric,
+                           **results})
+        self.echo(f"test metrics of the best epoch ({best_epoch}):")
+        for protocol, metrics in results.items():
+            cells = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            self.echo(f"  {protocol:>7}: {cells}")
+        self.echo(f"run saved in {self.run_dir}")
+        history = self.state["history"]
+        best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
+        return TrainResult(self.run_dir, history, best_epoch, best_valid, results)
+
+
+def _json_line(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True) + "\n"
