@@ -1,0 +1,252 @@
+"""Evaluate a model on one split under the sampled or the full-ranking protocol.
+
+Both protocols give every record one positive (its target) and a set of negatives:
+
+* ``sampled`` (the paper's): the persisted negatives ``dataset.candidates[split]``.
+* ``full`` (Krichene & Rendle, KDD 2020): every item ``1..n_items`` except the items
+  of the user's sequence before the target (all of them, not only the last
+  ``max_len``) and except the target itself; the target stays the positive even when
+  it also occurs earlier in the history.
+
+GAUC pools all rows of a user (SPEC), so each negative must be compared with the
+positives of *all* of its user's records. Records are therefore grouped by whole
+users: a group's positives are scored first, then each negative is located among the
+sorted positives of its user (``searchsorted``). This is exact and needs memory for
+one batch and one item chunk only. Groups hold whole users and are ordered by the
+users' longest history, so padding stays small (a user's evaluation records sit at
+the end of its sequence, with similar lengths). A user with more records than
+``batch_size`` is encoded twice: once for its positives, once for its negatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
+from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAccumulator
+
+PROTOCOLS = ("sampled", "full")
+
+
+def user_groups(records: Records, max_len: int, batch_size: int) -> list[np.ndarray]:
+    """Record indices grouped by whole users, each group at most ``batch_size`` records
+    unless one user alone has more; groups ordered by their users' longest history.
+    """
+    n = len(records)
+    if n == 0:
+        return []
+    lengths = np.minimum(records.positions, max_len)
+    longest = np.zeros(int(records.users.max()) + 1, dtype=np.int64)
+    np.maximum.at(longest, records.users, lengths)
+    order = np.lexsort((lengths, records.users, longest[records.users]))
+    users = records.users[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], n]
+    groups: list[np.ndarray] = []
+    group_start = 0
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if end - group_start > batch_size and start > group_start:
+            groups.append(order[group_start:start])
+            group_start = start
+    groups.append(order[group_start:])
+    return groups
+
+
+def _sorted_positives(users: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
+    """For each row, the sorted positive scores of its user among ``users`` (+inf padded)
+    and the user's number of positives.
+
+    Shapes: users, pos ``[G]`` -> ``[G, R_max]``, ``[G]``.
+    """
+    _, inv = torch.unique(users, return_inverse=True)
+    order = torch.argsort(pos, stable=True)
+    order = order[torch.argsort(inv[order], stable=True)]
+    counts = torch.bincount(inv)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(users.numel(), device=users.device) - starts[inv[order]]
+    table = pos.new_full((counts.numel(), int(counts.max())), float("inf"))
+    table[inv[order], slot] = pos[order]
+    return table[inv].contiguous(), counts[inv]
+
+
+def _history_pairs(dataset: PreparedDataset, users: np.ndarray, positions: np.ndarray):
+    """(row, item) of every item before each target and of the target itself, sorted by
+    item: the candidates the full protocol leaves out of a row's negatives.
+    """
+    lengths = positions + 1
+    rows = np.repeat(np.arange(users.size), lengths)
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = dataset.items[np.repeat(dataset.offsets[users], lengths) + within]
+    order = np.argsort(items, kind="stable")
+    return torch.from_numpy(rows[order]), torch.from_numpy(items[order])
+
+
+class _SplitEvaluator:
+    """Holds one evaluation's state: the model, the data and the accumulators."""
+
+    def __init__(self, model, dataset, split, protocol, ks, max_len, device, item_chunk):
+        self.model, self.dataset, self.split, self.protocol = model, dataset, split, protocol
+        self.records = dataset.records[split]
+        self.max_len, self.device, self.item_chunk = max_len, torch.device(device), item_chunk
+        self.ranking = RankingAccumulator(ks)
+        self.best = PerUserBestAccumulator(ks)
+        self.gauc = GAUCAccumulator()
+
+    def _encode(self, index: np.ndarray):
+        users = self.records.users[index]
+        hist = self.dataset.histories(users, self.records.positions[index], self.max_len)
+        users_t = torch.from_numpy(users).to(self.device)
+        return self.model.encode(users_t, torch.from_numpy(hist).to(self.device))
+
+    def _score(self, enc, items: Tensor) -> Tensor:
+        scores = self.model.pool_levels(self.model.score(enc.interests, items))
+        if bool(torch.isnan(scores).any()):
+            raise MGNMError(f"the model produced NaN scores while evaluating {self.split!r}")
+        return scores
+
+    def _positives(self, enc, index: np.ndarray) -> Tensor:
+        targets = torch.from_numpy(self.records.targets[index]).to(self.device)
+        return self._score(enc, targets.unsqueeze(1))[:, 0]
+
+    def _negative_scores(self, enc, index: np.ndarray) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """Yield ``(scores [B, c], valid [B, c] or None)`` over the record's negatives."""
+        if self.protocol == "sampled":
+            cands = torch.from_numpy(self.dataset.candidates[self.split][index])
+            yield self._score(enc, cands.to(self.device)), None
+            return
+        records = self.records
+        rows, items = _history_pairs(self.dataset, records.users[index], records.positions[index])
+        for lo in range(1, self.dataset.n_items + 1, self.item_chunk):
+            hi = min(lo + self.item_chunk, self.dataset.n_items + 1)
+            chunk = torch.arange(lo, hi, device=self.device)
+            a, b = np.searchsorted(items.numpy(), [lo, hi])
+            valid = torch.ones(len(index), hi - lo, dtype=torch.bool)
+            valid[rows[a:b], items[a:b] - lo] = False
+            yield self._score(enc, chunk), valid.to(self.device)
+
+    def _negatives(self, enc, index: np.ndarray, pos: Tensor, table: Tensor, n_pos: Tensor):
+        """Rank each record's positive and count the GAUC pair wins of its negatives."""
+        beaten = torch.zeros(len(index), dtype=torch.int64, device=self.device)
+        wins2 = torch.zeros_like(beaten)
+        n_neg = torch.zeros_like(beaten)
+        for scores, valid in self._negative_scores(enc, index):
+            at_least = scores >= pos.unsqueeze(1)
+            # positives of the same user: <= and < each negative (the +inf padding
+            # never counts as below; clamp drops it when a score is +inf itself)
+            le = torch.searchsorted(table, scores, right=True).clamp(max=n_pos.unsqueeze(1))
+            lt = torch.searchsorted(table, scores, right=False).clamp(max=n_pos.unsqueeze(1))
+            pair = 2 * (n_pos.unsqueeze(1) - le) + (le - lt)
+            if valid is not None:
+                at_least &= valid
+                pair = pair * valid
+                n_neg += valid.sum(1)
+            else:
+                n_neg += scores.shape[1]
+            beaten += at_least.sum(1)
+            wins2 += pair.sum(1)
+        users = torch.from_numpy(self.records.users[index])
+        ranks = (1 + beaten).cpu()
+        self.ranking.update(ranks)
+        self.best.update(users, ranks)
+        self.gauc.update_pair_counts(users, torch.ones_like(users), n_neg.cpu(), wins2.cpu())
+
+    def run_group(self, group: np.ndarray, batch_size: int) -> None:
+        users = torch.from_numpy(self.records.users[group]).to(self.device)
+        batches = [group[i : i + batch_size] for i in range(0, group.size, batch_size)]
+        if len(batches) == 1:
+            enc = self._encode(group)
+            pos = self._positives(enc, group)
+            table, n_pos = _sorted_positives(users, pos)
+            self._negatives(enc, group, pos, table, n_pos)
+            return
+        # one user with more records than a batch: all its positives first
+        pos = torch.cat([self._positives(self._encode(b), b) for b in batches])
+        table, n_pos = _sorted_positives(users, pos)
+        start = 0
+        for b in batches:
+            end = start + b.size
+            self._negatives(
+                self._encode(b), b, pos[start:end], table[start:end], n_pos[start:end]
+            )
+            start = end
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: torch.nn.Module,
+    dataset: PreparedDataset,
+    split: str = "test",
+    protocol: str = "sampled",
+    ks: tuple[int, ...] = (5,),
+    batch_size: int = 512,
+    max_len: int = 100,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    item_chunk: int = 4096,
+    per_user_best: bool = False,
+) -> dict[str, float]:
+    """HIT/NDCG/MRR at each K and GAUC of ``model`` on ``dataset.records[split]``.
+
+    The model is used through ``encode(users, histories)``, ``score(interests, items)``
+    (items ``[B, C]`` or ``[C]``) and ``pool_levels(level_scores)``; it must already be
+    on ``device``. It runs in eval mode; its previous mode is restored afterwards.
+
+    Args:
+        model: the model (see ``docs/DESIGN.md``, "Model interface").
+        dataset: the prepared dataset.
+        split: ``"valid"``, ``"test"`` (or ``"train"`` for the full protocol).
+        protocol: ``"sampled"`` (persisted negatives) or ``"full"`` (all items but the
+            user's history).
+        ks: the cut-offs K.
+        batch_size: records per forward pass.
+        max_len: most recent history items the model sees.
+        device: where the scores are computed.
+        progress: show a tqdm bar.
+        item_chunk: items scored at once in the full protocol; memory is about
+            ``batch_size * item_chunk * (L+1) * K * 4`` bytes for the level scores.
+        per_user_best: also report the authors'-code variant, under keys prefixed
+            ``per_user_best_``.
+
+    Returns:
+        ``{"ndcg@K", "hit@K", "mrr@K" (each K), "gauc", "n_records", "n_users_gauc"}``.
+    """
+    if split not in SPLITS or split not in dataset.records:
+        raise MGNMError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if protocol not in PROTOCOLS:
+        raise MGNMError(f"unknown protocol {protocol!r}: expected 'sampled' or 'full'")
+    if protocol == "sampled" and split not in dataset.candidates:
+        raise MGNMError(
+            f"dataset {dataset.name!r} has no persisted negatives for split {split!r} "
+            f"(sampled evaluation exists for {', '.join(EVAL_SPLITS)}); use protocol='full'"
+        )
+    if batch_size < 1 or item_chunk < 1:
+        raise MGNMError(f"batch_size and item_chunk must be >= 1, got {batch_size}, {item_chunk}")
+    evaluator = _SplitEvaluator(model, dataset, split, protocol, ks, max_len, device, item_chunk)
+    records = evaluator.records
+    if protocol == "sampled" and dataset.candidates[split].shape[0] != len(records):
+        raise MGNMError(
+            f"dataset {dataset.name!r}: {dataset.candidates[split].shape[0]} candidate rows "
+            f"for {len(records)} {split!r} records"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        bar = tqdm(total=len(records), desc=f"{split} ({protocol})", unit="rec",
+                   disable=not progress, leave=False)
+        with bar:
+            for group in user_groups(records, max_len, batch_size):
+                evaluator.run_group(group, batch_size)
+                bar.update(group.size)
+    finally:
+        model.train(was_training)
+    out = evaluator.ranking.compute()
+    out.update(evaluator.gauc.compute())
+    if per_user_best:
+        out.update(evaluator.best.compute())
+    return out
