@@ -12,6 +12,7 @@ Item id 0 is padding; real items are ``1..n_items``. Users are ``0..n_users-1``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -120,3 +121,14 @@ class PreparedDataset:
     def user_item_sets(self, users: np.ndarray) -> list[np.ndarray]:
         """Every item each of ``users`` ever interacted with (for negative exclusion)."""
         return [self.sequence(int(u)) for u in users]
+
+    @cached_property
+    def interaction_keys(self) -> np.ndarray:
+        """Sorted unique ``int64`` keys ``user * (n_items + 1) + item`` of every interaction.
+
+        Computed once and cached; negative sampling looks pairs up in it with
+        ``np.searchsorted``.
+        """
+        from mgnm_pyg.data.negatives import interaction_keys
+
+        return interaction_keys(self.offsets, self.items, self.n_items)
