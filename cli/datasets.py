@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from mgnm_pyg.cli.options import user_errors
 
 _COLUMNS = ("name", "users", "items", "interactions", "split", "train", "valid", "test",

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from mgnm_pyg.cli.options import user_errors
+
 from mgnm_pyg.data.readers import FORMATS
 
-_TABLE_OPTIONS = ("user_col", "item_col", "time_col", "rating_col", "sep")
 _FORMAT_HELP = "\n".join(f"  {name:15} {spec.description}" for name, spec in FORMATS.items())
 
 
@@ -47,6 +46,7 @@ def print_card(card: dict[str, Any]) -> None:
         ("dropped: duplicate (user, item, time)", stats.get("duplicates_dropped")),
         ("dropped: k-core", stats.get("rows_filtered_by_kcore")),
         ("dropped users (< 2 interactions)", stats.get("users_dropped")),
+        ("dropped: eval records, user not in train", stats.get("eval_records_dropped_no_train")),
         ("mean sequence length", stats.get("mean_sequence_length")),
         ("max sequence length", stats.get("max_sequence_length")),
     ]
@@ -67,7 +67,8 @@ def print_card(card: dict[str, Any]) -> None:
 )
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(list(FORMATS)))
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--name", default=None, help="Dataset name and folder name [default: the file's stem]")
+@click.option("--name", default=None,
+              help="Dataset name and folder name [default: the file's stem]")
 @click.option("--split", type=click.Choice(["per-user", "global-time", "leave-one-out"]),
               default="per-user", show_default=True,
               help="7:1:2 per user's sequence (paper text), over all records by time "
