@@ -17,7 +17,8 @@ in this order:
 6. each user's interactions sorted by (time, order); every interaction at position
    ``p >= 1`` becomes a record (history = the up to ``max_len`` items before it);
 7. split (:mod:`mgnm_pyg.data.splits`) and evaluation candidates
-   (:mod:`mgnm_pyg.data.negatives`).
+   (:mod:`mgnm_pyg.data.negatives`); validation/test records of a user who
+   interacted with every item (no negative exists) are dropped and counted.
 """
 
 from __future__ import annotations
@@ -176,6 +177,16 @@ def prepare_interactions(
         rec_users, rec_positions, rec_times, split, source=f"{where} (no timestamps)"
     )
     all_records = Records(rec_users, rec_positions, items[at], rec_times)
+    # A user who interacted with every item has no negative to rank against: such a
+    # user's validation/test records are dropped (and counted); training keeps them.
+    distinct = np.bincount(np.unique(uid * (n_items + 1) + items) // (n_items + 1),
+                           minlength=n_users)
+    saturated = distinct >= n_items
+    split_info["eval_records_dropped_no_negatives"] = 0
+    for key in EVAL_SPLITS:
+        keep = ~saturated[rec_users[parts[key]]]
+        split_info["eval_records_dropped_no_negatives"] += int((~keep).sum())
+        parts[key] = parts[key][keep]
     records = {key: all_records.subset(index) for key, index in parts.items()}
 
     candidates = {}
