@@ -1,0 +1,179 @@
+"""Time and peak memory of `mgnm-pyg prepare` on Toys and on a log of Micro-video size.
+
+Each measurement runs in a fresh subprocess that does what `prepare` does (hash the
+file, read it, filter/index/split/draw candidates, write the folder) and reports the
+seconds of each phase and its own peak resident memory (``ru_maxrss``; polars and
+numpy allocate outside Python's heap, so tracemalloc would miss most of it).
+
+Cases:
+
+* ``toys``: ``Toys_and_Games.txt`` (S3Rec sequences, 167,597 interactions); target < 10 s.
+* ``micro-video``: a synthetic log at the scale of the paper's Table 1 Micro-video row
+  (60,813 users, 292,286 items, 14,952,659 interactions), written first as an Amazon
+  2014 CSV in a temporary folder, so reading the text counts; target < 3 min, < 8 GB.
+  Writing the file is not timed.
+
+    python benchmarks/data_prep.py --cases toys --repeats 3
+    python benchmarks/data_prep.py --cases micro-video --split leave-one-out
+
+Prints a markdown table with the command, the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MGNM_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+TARGETS = {"toys": (10.0, None), "micro-video": (180.0, 8.0)}  # seconds, GB
+
+
+def peak_gb() -> float:
+    """This process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def write_synthetic(path: Path, seed: int) -> int:
+    """Write the Micro-video-sized synthetic log as ``user,item,rating,timestamp``."""
+    import polars as pl
+
+    from mgnm_pyg.data.synthetic import PRESETS, generate_interactions
+
+    preset = {k: v for k, v in PRESETS["micro-video"].items() if k != "n_eval_negatives"}
+    frame, _ = generate_interactions(seed=seed, **preset)
+    # Every rating 5.0: the filter still runs over every row but keeps the full scale.
+    frame.select("user", "item", rating=pl.lit(5.0), time="time").write_csv(
+        path, include_header=False)
+    return frame.height
+
+
+def run_case(fmt: str, path: Path, options: dict) -> dict:
+    """One measured preparation (in the subprocess); returns phase seconds and peak memory."""
+    from mgnm_pyg.data.prepare import prepare_interactions
+    from mgnm_pyg.data.readers import file_sha256, read_interactions
+    from mgnm_pyg.data.store import save_dataset
+
+    seconds = {}
+    start = time.perf_counter()
+    sha = file_sha256(path)
+    seconds["hash"] = time.perf_counter() - start
+    start = time.perf_counter()
+    frame = read_interactions(fmt, path)
+    seconds["read"] = time.perf_counter() - start
+    start = time.perf_counter()
+    dataset = prepare_interactions(frame, name="bench", source={"path": str(path),
+                                   "format": fmt, "sha256": sha}, **options)
+    seconds["prepare"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="mgnm-bench-") as out:
+        start = time.perf_counter()
+        save_dataset(dataset, Path(out) / "bench")
+        seconds["save"] = time.perf_counter() - start
+    return {"seconds": seconds, "peak_gb": peak_gb(), "rows": frame.height,
+            "interactions": dataset.n_interactions, "users": dataset.n_users,
+            "items": dataset.n_items}
+
+
+def in_subprocess(*args: str) -> dict:
+    """Run this script with ``args`` in a fresh interpreter; parse its last output line."""
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"subprocess {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    import numpy
+    import polars
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    except OSError:
+        mem = float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GB RAM; Python {platform.python_version()}"
+            f", polars {polars.__version__}, numpy {numpy.__version__}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", default="toys", help="comma list of: toys, micro-video")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--split", default=None,
+                        help="split for every case [default: per-user for toys, "
+                        "leave-one-out for micro-video]")
+    parser.add_argument("--eval-negatives", type=int, default=1000)
+    parser.add_argument("--toys-path", type=Path, default=SHARED / "Toys_and_Games.txt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--_case", nargs=3, metavar=("FMT", "PATH", "OPTIONS"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--_write", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._write is not None:
+        print(json.dumps({"rows": write_synthetic(args._write, args.seed)}))
+        return
+    if args._case is not None:
+        fmt, path, options = args._case
+        print(json.dumps(run_case(fmt, Path(path), json.loads(options))))
+        return
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mgnm-bench-data-") as tmp:
+        for case in args.cases.split(","):
+            split = args.split or ("leave-one-out" if case == "micro-video" else "per-user")
+            options = {"split": split, "n_eval_negatives": args.eval_negatives,
+                       "seed": args.seed}
+            if case == "toys":
+                fmt, path = "sequences", args.toys_path
+                if not path.is_file():
+                    raise SystemExit(f"{path} not found (set --toys-path)")
+            elif case == "micro-video":
+                fmt, path = "amazon2014-csv", Path(tmp) / "micro_video.csv"
+                start = time.perf_counter()
+                in_subprocess("--_write", str(path), "--seed", str(args.seed))
+                print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in "
+                      f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+            else:
+                raise SystemExit(f"unknown case {case!r}; choose toys, micro-video")
+            runs = []
+            for i in range(args.repeats):
+                runs.append(in_subprocess("--_case", fmt, str(path), json.dumps(options)))
+                print(f"{case} run {i + 1}: {runs[-1]}", file=sys.stderr)
+            rows.append((case, split, runs))
+
+    print(f"Command: `python benchmarks/data_prep.py {' '.join(sys.argv[1:])}`  ")
+    print(f"Machine: {machine()}  ")
+    print(f"Date: {datetime.date.today().isoformat()}; median of {args.repeats} run(s), "
+          f"{args.eval_negatives} evaluation negatives\n")
+    print("| case | split | interactions | hash s | read s | prepare s | save s | total s "
+          "| peak GB | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for case, split, runs in rows:
+        phases = {k: statistics.median(r["seconds"][k] for r in runs)
+                  for k in ("hash", "read", "prepare", "save")}
+        total = statistics.median(sum(r["seconds"].values()) for r in runs)
+        peak = max(r["peak_gb"] for r in runs)
+        limit_s, limit_gb = TARGETS[case]
+        met = total < limit_s and (limit_gb is None or peak < limit_gb)
+        target = f"< {limit_s:.0f} s" + (f", < {limit_gb:.0f} GB" if limit_gb else "")
+        print(f"| {case} | {split} | {runs[0]['interactions']:,} | {phases['hash']:.2f} | "
+              f"{phases['read']:.2f} | {phases['prepare']:.2f} | {phases['save']:.2f} | "
+              f"{total:.2f} | {peak:.2f} | {target}: {'met' if met else 'NOT met'} |")
+
+
+if __name__ == "__main__":
+    main()
