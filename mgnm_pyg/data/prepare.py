@@ -1,6 +1,7 @@
 """From an interaction log to a :class:`PreparedDataset` (SPEC, Protocol).
 
-The input is a polars DataFrame with columns ``user: Utf8``, ``item: Utf8``,
+The input is a polars DataFrame with columns ``user: Utf8``, ``item: Utf8`` (integer
+ids are accepted too, sorted numerically, kept as their decimal strings),
 ``rating: Float64`` (all null if the format has none), ``time: Int64`` (all null if
 none) and ``order: Int64`` (0-based row order in the file, the tie-breaker). Steps,
 in this order:
@@ -29,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from mgnm_pyg.data.dataset import EVAL_SPLITS, PreparedDataset, Records
-from mgnm_pyg.data.negatives import sample_evaluation_candidates
+from mgnm_pyg.data.negatives import interaction_keys, sample_evaluation_candidates
 from mgnm_pyg.data.splits import split_records
 from mgnm_pyg.errors import MGNMError
 
@@ -49,6 +50,8 @@ def _normalise_frame(df: pl.DataFrame, where: str) -> pl.DataFrame:
     cols = []
     for name, dtype in _SCHEMA.items():
         col = pl.col(name) if name in df.columns else pl.lit(None)
+        if name in ("user", "item") and df.schema[name].is_integer():
+            dtype = pl.Int64  # integer raw ids (synthetic data): sorted numerically
         cols.append(col.cast(dtype).alias(name))
     order = pl.col("order") if "order" in df.columns else pl.int_range(pl.len())
     cols.append(order.cast(pl.Int64).alias("order"))
@@ -158,8 +161,9 @@ def prepare_interactions(
     )
     sort_by = ["uid", "time", "order"] if has_time else ["uid", "order"]
     df = df.sort(sort_by)
-    user_ids = df.select("uid", "user").unique("uid").sort("uid")["user"].to_numpy().astype(str)
-    item_ids = df.select("iid", "item").unique("iid").sort("iid")["item"].to_numpy().astype(str)
+    user_ids = df.select("uid", "user").unique("uid").sort("uid")["user"].cast(pl.String)
+    item_ids = df.select("iid", "item").unique("iid").sort("iid")["item"].cast(pl.String)
+    user_ids, item_ids = user_ids.to_numpy().astype(str), item_ids.to_numpy().astype(str)
     item_ids = np.concatenate([np.array([""]), item_ids])
     n_users, n_items = user_ids.shape[0], item_ids.shape[0] - 1
 
@@ -179,8 +183,8 @@ def prepare_interactions(
     all_records = Records(rec_users, rec_positions, items[at], rec_times)
     # A user who interacted with every item has no negative to rank against: such a
     # user's validation/test records are dropped (and counted); training keeps them.
-    distinct = np.bincount(np.unique(uid * (n_items + 1) + items) // (n_items + 1),
-                           minlength=n_users)
+    keys = interaction_keys(offsets, items, n_items)
+    distinct = np.bincount(keys // (n_items + 1), minlength=n_users)
     saturated = distinct >= n_items
     split_info["eval_records_dropped_no_negatives"] = 0
     for key in EVAL_SPLITS:
@@ -194,7 +198,7 @@ def prepare_interactions(
         # One stream per split, so test candidates do not depend on the validation size.
         rng = np.random.default_rng([seed, i])
         candidates[key] = sample_evaluation_candidates(
-            offsets, items, n_items, records[key].users, n_eval_negatives, rng
+            offsets, items, n_items, records[key].users, n_eval_negatives, rng, keys
         )
 
     stats.update(
