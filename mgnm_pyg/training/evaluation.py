@@ -97,6 +97,7 @@ class _SplitEvaluator:
         self.ranking = RankingAccumulator(ks)
         self.best = PerUserBestAccumulator(ks)
         self.gauc = GAUCAccumulator()
+        self._nan = torch.zeros((), dtype=torch.bool, device=self.device)
 
     def _encode(self, index: np.ndarray):
         users = self.records.users[index]
@@ -106,8 +107,8 @@ class _SplitEvaluator:
 
     def _score(self, enc, items: Tensor) -> Tensor:
         scores = self.model.pool_levels(self.model.score(enc.interests, items))
-        if bool(torch.isnan(scores).any()):
-            raise MGNMError(f"the model produced NaN scores while evaluating {self.split!r}")
+        # checked once per batch in _negatives, so a GPU does not sync on every chunk
+        self._nan |= torch.isnan(scores).any()
         return scores
 
     def _positives(self, enc, index: np.ndarray) -> Tensor:
@@ -131,25 +132,35 @@ class _SplitEvaluator:
             yield self._score(enc, chunk), valid.to(self.device)
 
     def _negatives(self, enc, index: np.ndarray, pos: Tensor, table: Tensor, n_pos: Tensor):
-        """Rank each record's positive and count the GAUC pair wins of its negatives."""
+        """Rank each record's positive and count the GAUC pair wins of its negatives.
+
+        A negative ``s`` of a user with positives ``p_1..p_P`` adds
+        ``2 #(p > s) + #(p = s) = 2P - #(p <= s) - #(p < s)`` to the user's ``wins2``.
+        """
         beaten = torch.zeros(len(index), dtype=torch.int64, device=self.device)
-        wins2 = torch.zeros_like(beaten)
+        below = torch.zeros_like(beaten)  # sum over negatives of #(p <= s) + #(p < s)
         n_neg = torch.zeros_like(beaten)
+        single = int(n_pos.max()) == 1  # then the only positive is the record's own
         for scores, valid in self._negative_scores(enc, index):
             at_least = scores >= pos.unsqueeze(1)
-            # positives of the same user: <= and < each negative (the +inf padding
-            # never counts as below; clamp drops it when a score is +inf itself)
-            le = torch.searchsorted(table, scores, right=True).clamp(max=n_pos.unsqueeze(1))
-            lt = torch.searchsorted(table, scores, right=False).clamp(max=n_pos.unsqueeze(1))
-            pair = 2 * (n_pos.unsqueeze(1) - le) + (le - lt)
+            if single:
+                counts = at_least.to(torch.int32) + (scores > pos.unsqueeze(1))
+            else:
+                # the +inf padding is never < s; clamp drops it from <= when s is +inf
+                counts = torch.searchsorted(table, scores, right=True, out_int32=True)
+                counts = counts.clamp_(max=n_pos.unsqueeze(1).to(torch.int32))
+                counts += torch.searchsorted(table, scores, right=False, out_int32=True)
             if valid is not None:
                 at_least &= valid
-                pair = pair * valid
+                counts.masked_fill_(~valid, 0)
                 n_neg += valid.sum(1)
             else:
                 n_neg += scores.shape[1]
             beaten += at_least.sum(1)
-            wins2 += pair.sum(1)
+            below += counts.sum(1)
+        if bool(self._nan):
+            raise MGNMError(f"the model produced NaN scores while evaluating {self.split!r}")
+        wins2 = 2 * n_pos * n_neg - below
         users = torch.from_numpy(self.records.users[index])
         ranks = (1 + beaten).cpu()
         self.ranking.update(ranks)
