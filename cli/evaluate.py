@@ -32,6 +32,7 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
     """
     from mgnm_pyg.training.runs import evaluate_run, load_run
+    from mgnm_pyg.training.trainer import metric_names
 
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),
@@ -40,6 +41,9 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
         return
     click.echo(f"{split} split, {protocol} protocol, best epoch {run.epoch}:")
-    for name, value in metrics.items():
-        click.echo(f"  {name:>10}  {value:.4f}")
+    for name in metric_names(metrics):
+        click.echo(f"  {name:>10}  {metrics[name]:.4f}")
+    counts = ", ".join(f"{n[2:]} {int(v)}" for n, v in metrics.items() if n.startswith("n_"))
+    if counts:
+        click.echo(f"  ({counts})")
     click.echo(f"written to {out}")

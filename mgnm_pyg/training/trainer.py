@@ -235,8 +235,8 @@ class Trainer:
         atomic_write_text(self.run_dir / "metrics.jsonl", lines)
 
     def _print_row(self, row: dict[str, Any], best: bool) -> None:
-        names = list(row["valid"])
-        if row["epoch"] == 1 or not getattr(self, "_header_done", False):
+        names = metric_names(row["valid"])
+        if not getattr(self, "_header_done", False):
             self.echo("epoch  train_loss  " + "  ".join(f"{n:>8}" for n in names) + "     time")
             self._header_done = True
         cells = "  ".join(f"{row['valid'][n]:8.4f}" for n in names)
@@ -304,12 +304,22 @@ class Trainer:
                            **results})
         self.echo(f"test metrics of the best epoch ({best_epoch}):")
         for protocol, metrics in results.items():
-            cells = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            cells = "  ".join(f"{k}={metrics[k]:.4f}" for k in metric_names(metrics))
             self.echo(f"  {protocol:>7}: {cells}")
         self.echo(f"run saved in {self.run_dir}")
         history = self.state["history"]
         best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
         return TrainResult(self.run_dir, history, best_epoch, best_valid, results)
+
+
+def metric_names(metrics: dict[str, float]) -> list[str]:
+    """Metric names in display order: GAUC, then NDCG/HIT/MRR by K; counts (``n_*``) left out."""
+    def key(name: str) -> tuple[int, int, str]:
+        base, _, k = name.partition("@")
+        order = {"gauc": 0, "ndcg": 1, "hit": 2, "mrr": 3}.get(base, 4)
+        return (int(k) if k.isdigit() else 0, order, name)
+
+    return sorted((n for n in metrics if not n.startswith("n_")), key=key)
 
 
 def _json_line(obj: Any) -> str:

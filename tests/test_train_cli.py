@@ -1,0 +1,152 @@
+"""The train / evaluate / recommend commands end to end on the `tiny` synthetic preset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import traceback
+
+import pytest
+import torch
+from click.testing import CliRunner
+from mgnm_pyg.cli import main
+
+# A small model so that the whole file runs in seconds on a busy CPU.
+FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-layers", "1",
+        "--max-len", "20", "--batch-size", "256", "--eval-batch-size", "256",
+        "--device", "cpu", "--no-progress"]
+
+
+def invoke(*args: str):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r
+
+
+def ok(r) -> str:
+    assert r.exit_code == 0, r.output + "".join(traceback.format_exception(*r.exc_info))
+    return r.output
+
+
+def failed(r, *needles: str) -> str:
+    """A clean user error: exit code 1, the message, no traceback."""
+    assert r.exit_code == 1, r.output
+    assert isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.output
+    for needle in needles:
+        assert needle in r.output, r.output
+    return r.output
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    ok(invoke("train", *FAST, "--epochs", "1", "--out", out))
+    return out
+
+
+def test_train_writes_every_file(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"] == "synthetic:tiny" and config["dim"] == 8 and config["epochs"] == 1
+    assert config["dataset_fingerprint"]["n_items"] > 0
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    row = json.loads(lines[0])
+    assert row["epoch"] == 1 and row["train_loss"] > 0 and row["seconds"] > 0
+    assert set(row["valid"]) >= {"gauc", "ndcg@5", "hit@5", "mrr@5"}
+    test = json.loads((run_dir / "test_metrics.json").read_text())
+    assert test["best_epoch"] == 1
+    for protocol in ("sampled", "full"):
+        assert set(test[protocol]) >= {"gauc", "ndcg@5", "hit@5", "mrr@5"}
+        assert 0.0 <= test[protocol]["gauc"] <= 1.0
+    for name in ("best.pt", "last.pt"):
+        ck = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        assert ck["epoch"] == 1
+    assert not list(run_dir.rglob(".*.tmp"))
+
+
+def test_evaluate_reproduces_the_training_metrics(run_dir):
+    out = ok(invoke("evaluate", run_dir, "--split", "valid", "--k", "5", "--k", "10",
+                    "--device", "cpu"))
+    assert "ndcg@10" in out
+    saved = json.loads((run_dir / "eval_valid_sampled.json").read_text())
+    valid = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["valid"]
+    for name, value in valid.items():
+        assert saved["metrics"][name] == pytest.approx(value, abs=1e-6)
+    out = ok(invoke("evaluate", run_dir, "--protocol", "full", "--json", "--device", "cpu"))
+    full = json.loads(out)
+    test = json.loads((run_dir / "test_metrics.json").read_text())["full"]
+    assert full["ndcg@5"] == pytest.approx(test["ndcg@5"], abs=1e-6)
+    assert (run_dir / "eval_test_full.json").exists()
+
+
+def _reference_top(run_dir, user: str, k: int) -> list[str]:
+    """Top-k by scoring every item directly with the model, history excluded."""
+    from mgnm_pyg.training.runs import load_run
+
+    run = load_run(run_dir, device="cpu")
+    data = run.dataset
+    u = list(map(str, data.user_ids)).index(user)
+    seq = torch.as_tensor(data.sequence(u))
+    hist = seq[-run.config.max_len:][None]
+    items = torch.arange(1, data.n_items + 1)
+    with torch.no_grad():
+        scores = run.model.predict(torch.tensor([u]), hist, items[None])[0]
+    scores[seq - 1] = -torch.inf
+    return [str(data.item_ids[int(i) + 1]) for i in torch.argsort(scores, descending=True)[:k]]
+
+
+def test_recommend_matches_direct_scoring(run_dir):
+    r = json.loads(ok(invoke("recommend", run_dir, "--user", "u003", "--k", "5", "--json",
+                             "--device", "cpu")))
+    items = [x["item"] for x in r["recommendations"]]
+    scores = [x["score"] for x in r["recommendations"]]
+    assert r["known_user"] and len(items) == 5 and scores == sorted(scores, reverse=True)
+    assert not set(items) & set(r["history"])
+    assert items == _reference_top(run_dir, "u003", 5)
+    text = ok(invoke("recommend", run_dir, "--user", "u003", "--k", "3", "--device", "cpu"))
+    assert items[0] in text and "rank" in text
+
+
+def test_recommend_new_user_with_history(run_dir):
+    r = json.loads(ok(invoke("recommend", run_dir, "--user", "newcomer", "--history", "i001",
+                             "--history", "i002", "--json", "--device", "cpu")))
+    assert not r["known_user"] and r["history"] == ["i001", "i002"]
+    assert len(r["recommendations"]) == 10
+    assert not {"i001", "i002"} & {x["item"] for x in r["recommendations"]}
+    text = ok(invoke("recommend", run_dir, "--user", "newcomer", "--history", "i001"))
+    assert "mean trained user embedding" in text
+
+
+def test_recommend_unknown_ids_are_named(run_dir):
+    failed(invoke("recommend", run_dir, "--user", "nobody"), "unknown user 'nobody'",
+           "--history")
+    failed(invoke("recommend", run_dir, "--user", "u003", "--history", "i001", "--history",
+                  "zz9", "--history", "zz8"), "'zz9'", "'zz8'", "unknown item")
+
+
+def test_checkpoint_against_another_dataset_is_refused(run_dir):
+    failed(invoke("evaluate", run_dir, "--data", "synthetic:demo", "--device", "cpu"),
+           "does not match dataset", "items in training")
+
+
+def test_broken_checkpoints_give_clean_errors(run_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    best = broken / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:1000])
+    failed(invoke("evaluate", broken), str(best), "not a readable checkpoint")
+    torch.save({"weights": torch.ones(2)}, best)
+    failed(invoke("recommend", broken, "--user", "u003"), "not an mgnm-pyg checkpoint")
+    best.unlink()
+    failed(invoke("evaluate", broken), "checkpoint not found")
+
+
+def test_out_folder_with_a_run_is_not_overwritten(run_dir):
+    failed_run = invoke("train", *FAST, "--out", run_dir)
+    assert failed_run.exit_code == 2 and "--resume" in failed_run.output
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "recommend"])
+def test_help_shows_defaults(command):
+    out = ok(invoke(command, "--help"))
+    assert "[default:" in out and "--device" in out
