@@ -42,6 +42,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("MGNM_DATA_DIR", "datasets"))
 
 
+_default_data_dir = data_dir  # resolve_dataset's argument shadows the name
+
+
 def _optional(values: np.ndarray | None, length: int) -> pl.Series:
     if values is None:
         return pl.repeat(None, length, dtype=pl.Int64, eager=True)
@@ -209,7 +212,7 @@ def resolve_dataset(
     if spec == "synthetic" or spec.startswith("synthetic:"):
         preset = spec.partition(":")[2] or "demo"
         return synthetic_dataset(preset, seed=seed, max_len=max_len)
-    root = Path(data_dir) if data_dir is not None else globals()["data_dir"]()
+    root = Path(data_dir) if data_dir is not None else _default_data_dir()
     path = Path(spec)
     if (root / spec).is_dir() and not path.is_absolute():
         return load_dataset(root / spec)
