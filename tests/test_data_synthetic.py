@@ -77,7 +77,8 @@ def test_targets_follow_planted_interests():
 def test_prepared_test_targets_share_subcategories_with_history():
     ds = synthetic_dataset("tiny")
     _, truth = _tiny_log(0)
-    raw = ds.item_ids[1:].astype(np.int64)
+    assert ds.user_ids[3] == "u003" and ds.item_ids[1] == "i000"
+    raw = np.char.lstrip(ds.item_ids[1:], "i").astype(np.int64)
     item_sub = np.concatenate([[-1], truth["item_sub"][raw]])
     rec = ds.records["test"]
     hist = ds.histories(rec.users, rec.positions, 100)

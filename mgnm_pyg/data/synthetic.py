@@ -182,4 +182,13 @@ def synthetic_dataset(preset: str = "demo", seed: int = 0, **overrides: Any) -> 
     dataset = prepare_interactions(frame, name=f"synthetic-{preset}", seed=seed,
                                    source={"format": "synthetic", "preset": preset,
                                            "seed": seed, "generator": opt}, **prep)
+    # Readable raw ids, zero-padded so that their string order is the numeric order
+    # the ids were assigned in: user 3 of 150 is "u003", item 1 of 200 is "i001".
+    dataset.user_ids = _label("u", dataset.user_ids, int(opt["n_users"]))
+    dataset.item_ids = np.concatenate(
+        [dataset.item_ids[:1], _label("i", dataset.item_ids[1:], int(opt["n_items"]))])
     return dataset
+
+
+def _label(prefix: str, ids: np.ndarray, count: int) -> np.ndarray:
+    return np.char.add(prefix, np.char.zfill(ids.astype(str), len(str(count - 1))))
