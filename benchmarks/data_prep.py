@@ -65,20 +65,21 @@ def run_case(fmt: str, path: Path, options: dict) -> dict:
     from mgnm_pyg.data.store import save_dataset
 
     seconds = {}
-    start = time.perf_counter()
-    sha = file_sha256(path)
-    seconds["hash"] = time.perf_counter() - start
-    start = time.perf_counter()
-    frame = read_interactions(fmt, path)
-    seconds["read"] = time.perf_counter() - start
-    start = time.perf_counter()
-    dataset = prepare_interactions(frame, name="bench", source={"path": str(path),
-                                   "format": fmt, "sha256": sha}, **options)
-    seconds["prepare"] = time.perf_counter() - start
-    with tempfile.TemporaryDirectory(prefix="mgnm-bench-") as out:
+
+    def timed(phase: str, func, *args, **kwargs):
         start = time.perf_counter()
-        save_dataset(dataset, Path(out) / "bench")
-        seconds["save"] = time.perf_counter() - start
+        result = func(*args, **kwargs)
+        seconds[phase] = time.perf_counter() - start
+        print(f"  {phase}: {seconds[phase]:.2f} s, peak {peak_gb():.2f} GB", file=sys.stderr)
+        return result
+
+    sha = timed("hash", file_sha256, path)
+    frame = timed("read", read_interactions, fmt, path)
+    source = {"path": str(path), "format": fmt, "sha256": sha}
+    dataset = timed("prepare", prepare_interactions, frame, name="bench", source=source,
+                    **options)
+    with tempfile.TemporaryDirectory(prefix="mgnm-bench-") as out:
+        timed("save", save_dataset, dataset, Path(out) / "bench")
     return {"seconds": seconds, "peak_gb": peak_gb(), "rows": frame.height,
             "interactions": dataset.n_interactions, "users": dataset.n_users,
             "items": dataset.n_items}
@@ -86,9 +87,9 @@ def run_case(fmt: str, path: Path, options: dict) -> dict:
 
 def in_subprocess(*args: str) -> dict:
     """Run this script with ``args`` in a fresh interpreter; parse its last output line."""
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"subprocess {args} failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"subprocess {args} failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

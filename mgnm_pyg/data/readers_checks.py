@@ -122,6 +122,41 @@ def seconds_expr(column: str) -> pl.Expr:
     return pl.coalesce(col.cast(pl.Int64, strict=False), floored)
 
 
+def _drop_blank_rows(df: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """Drop rows with no field, or only whitespace in the one field polars saw.
+
+    Only the rows with at most one non-null field are inspected, so a clean file
+    costs one cheap pass.
+    """
+    sparse = df.filter(pl.sum_horizontal(pl.col(c).is_not_null() for c in fields) <= 1)
+    if sparse.height == 0:
+        return df
+    empty = pl.all_horizontal(
+        pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "") for c in fields
+    )
+    blank = sparse.filter(empty)["row"]
+    return df.filter(~pl.col("row").is_in(blank.implode())) if blank.len() else df
+
+
+def _number(df: pl.DataFrame, column: str, dtype: pl.DataType) -> pl.Series:
+    """``column`` as Float64 (ratings) or Int64 seconds (times); null where invalid.
+
+    The direct cast serves clean files; only when it fails somewhere are surrounding
+    spaces stripped and (for times) non-integer numbers floored.
+    """
+    source = df[column]
+    direct = source.cast(dtype, strict=False)
+    if direct.null_count() == source.null_count():
+        return direct
+    expr = pl.col(column)
+    if source.dtype == pl.String:
+        expr = expr.str.strip_chars()
+    fixed = df.select(expr).select(
+        seconds_expr(column) if dtype == pl.Int64 else pl.col(column).cast(dtype, strict=False)
+    )
+    return fixed.to_series()
+
+
 def finalize(
     df: pl.DataFrame,
     shown: Path,
@@ -144,23 +179,17 @@ def finalize(
             default says the value is missing.
     """
     fields = [c for c in ("user", "item", "rating", "time") if c in df.columns]
-    text = {c: df.schema[c] == pl.String for c in fields}
-    df = df.with_columns(pl.col(c).str.strip_chars() for c in fields if text[c])
-    blank = pl.all_horizontal(
-        pl.col(c).is_null() | (pl.col(c) == "") if text[c] else pl.col(c).is_null()
-        for c in fields
-    )
-    df = df.filter(~blank)
+    df = _drop_blank_rows(df, fields)
     if df.height == 0:
         raise DataFormatError(shown, "no interactions found; expected at least one row")
-    exprs = {
-        "user": pl.col("user").cast(pl.String),
-        "item": pl.col("item").cast(pl.String),
-        "rating": pl.col("rating").cast(pl.Float64, strict=False) if "rating" in df.columns
+    out = df.select(
+        "row",
+        pl.col("user").cast(pl.String),
+        pl.col("item").cast(pl.String),
+        rating=_number(df, "rating", pl.Float64()) if "rating" in fields
         else pl.lit(None, pl.Float64),
-        "time": seconds_expr("time") if "time" in df.columns else pl.lit(None, pl.Int64),
-    }
-    out = df.select(pl.col("row"), **exprs)
+        time=_number(df, "time", pl.Int64()) if "time" in fields else pl.lit(None, pl.Int64),
+    )
     problems = [
         (c, (pl.col(c).is_null() | (pl.col(c) == "")) if c in ("user", "item")
          else pl.col(c).is_null() | ~pl.col(c).cast(pl.Float64).is_finite())
