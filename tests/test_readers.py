@@ -42,6 +42,12 @@ def test_amazon2014_csv(tmp_path):
         ("u1", "i1", 5.0, 100), ("u2", "i1", 2.0, 200), ("u1", "i2", 3.5, 50)]
 
 
+def test_spaces_around_numbers_and_float_times(tmp_path):
+    path = write(tmp_path, "r.csv", "u1,i1, 4.5 ,1000.7\nu1,i2,3, 1e3\n   \nu2,i1,1,7\n")
+    assert rows(read_interactions("amazon2014-csv", path)) == [
+        ("u1", "i1", 4.5, 1000), ("u1", "i2", 3.0, 1000), ("u2", "i1", 1.0, 7)]
+
+
 def test_amazon2018_csv_swaps_user_and_item(tmp_path):
     path = write(tmp_path, "r.csv", "i1,u1,5.0,100\ni2,u1,1.0,101\n")
     assert rows(read_interactions("amazon2018-csv", path)) == [

@@ -11,7 +11,9 @@ Every reader returns a :class:`polars.DataFrame` with exactly these columns:
                         for ``sequences`` it follows line, then position
 ===========  =========  =====================================================
 
-Duplicate rows are kept: the preparation core resolves them and counts them.
+Duplicate rows are kept: the preparation core resolves them and counts them. Ids are
+taken verbatim (spaces are part of an id); numbers may carry surrounding spaces, and a
+non-integer time is floored to whole seconds.
 Bad input raises :class:`~mgnm_pyg.errors.DataFormatError` naming the file, and where
 known the line and column. Text files may be gzip-compressed.
 """
