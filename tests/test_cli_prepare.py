@@ -133,3 +133,13 @@ def test_missing_file_and_usage_errors(tmp_path):
     assert result.exit_code == 2 and "only apply to the table format" in result.output
     result = invoke("prepare", "sequences", tmp_path / "s.txt", "--name", "../evil")
     assert result.exit_code == 2 and "--name" in result.output
+
+
+def test_datasets_lists_a_damaged_card_without_failing(tmp_path, ratings_csv):
+    path, _ = ratings_csv
+    ok("prepare", "amazon2014-csv", path, "--data-dir", tmp_path, "--eval-negatives", 2)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "card.json").write_text("{not json")
+    listing = ok("datasets", "--data-dir", tmp_path).output
+    assert "broken" in listing and "unreadable card.json" in listing
+    assert "ratings" in listing
