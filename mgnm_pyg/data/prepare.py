@@ -178,7 +178,7 @@ def prepare_interactions(
     rec_users, rec_positions = uid[at].astype(np.int64), position[at]
     rec_times = None if times is None else times[at]
     parts, split_info = split_records(
-        rec_users, rec_positions, rec_times, split, source=f"{where} (no timestamps)"
+        rec_users, rec_positions, rec_times, split, source=where
     )
     all_records = Records(rec_users, rec_positions, items[at], rec_times)
     # A user who interacted with every item has no negative to rank against: such a
