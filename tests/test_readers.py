@@ -172,6 +172,14 @@ def test_wrong_number_of_columns(tmp_path, text, line, found):
     assert found in str(err)
 
 
+def test_table_quoted_separator_is_not_an_extra_field(tmp_path):
+    path = write(tmp_path, "t.csv", 'user,item\n"a,b",x\nc,d,e\n')
+    err = error("table", path)
+    assert err.line == 3 and "found 3 fields" in str(err)
+    path = write(tmp_path, "ok.csv", 'user,item\n"a,b",x\n')
+    assert rows(read_interactions("table", path)) == [("a,b", "x", None, None)]
+
+
 def test_empty_field_is_named(tmp_path):
     err = error("amazon2014-csv", write(tmp_path, "c.csv", "u,i,1,1\nu,,1,1\n"))
     assert err.line == 2 and "empty field" in str(err)

@@ -169,8 +169,8 @@ def _delimited_with_header(
             raise_if_empty=False, missing_columns="insert",
         ).with_row_index("row")
     except pl.exceptions.PolarsError as exc:
-        header = checks.read_line(plain, 1)
-        checks.first_bad_line(plain, path, sep, len(header.split(sep)), what, first=2)
+        width = checks.count_fields(checks.read_line(plain, 1), sep, quote_char)
+        checks.first_bad_line(plain, path, sep, width, what, first=2, quote_char=quote_char)
         raise DataFormatError(path, f"could not be read as {what}: {exc}") from None
 
 

@@ -8,6 +8,7 @@ scanned in Python.
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import itertools
 import math
@@ -85,8 +86,17 @@ def read_line(path: Path, line: int) -> str:
     return ""
 
 
+def count_fields(text: str, sep: str, quote_char: str | None) -> int:
+    """Fields of one line; with a quote character, a quoted separator does not split."""
+    if quote_char is None:
+        return len(text.split(sep))
+    return max((len(r) for r in csv.reader([text], delimiter=sep, quotechar=quote_char)),
+               default=1)
+
+
 def first_bad_line(
-    plain: Path, shown: Path, sep: str, n_fields: int, what: str, first: int = 1
+    plain: Path, shown: Path, sep: str, n_fields: int, what: str, first: int = 1,
+    quote_char: str | None = None,
 ) -> None:
     """Raise for the first line from ``first`` on that is not UTF-8 or has too many fields.
 
@@ -100,7 +110,7 @@ def first_bad_line(
                 shown, f"invalid UTF-8 at byte {exc.start} of the line; expected UTF-8 text",
                 line=number,
             ) from None
-        found = len(text.split(sep))
+        found = count_fields(text, sep, quote_char)
         if text.strip() and found > n_fields:
             raise DataFormatError(shown, f"expected {what}, found {found} fields", line=number)
 
