@@ -135,7 +135,8 @@ def sample_training_negatives(
 ) -> np.ndarray:
     """Training negatives of one epoch, drawn afresh by the caller every epoch.
 
-    Uniform and i.i.d. (with replacement, as in the authors' code), never an item of
+    Uniform and i.i.d. (with replacement; SPEC asks only for uniform draws made afresh
+    each epoch, and duplicates among 5 of thousands of items are rare), never an item of
     the record's user's sequence, hence never a history item or the target. Pass
     ``np.random.default_rng([seed, epoch])`` for a draw that depends only on
     (seed, epoch).

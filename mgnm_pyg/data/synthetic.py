@@ -40,7 +40,7 @@ _BASE: dict[str, Any] = {
 }
 
 # Paper scales (SPEC Table 1) for runtime benchmarks; `tiny` for tests, `demo` for
-# the README job (about 24k training records, a few seconds per epoch on 2 cores).
+# the README job (about 24k training records, 95 batches of 256 per epoch).
 # The big presets draw 100 evaluation negatives per record, not the paper's 1000: the
 # candidates take R x n x 8 bytes (36 GB for micro-video at 1000). Override
 # n_eval_negatives=1000 for the paper's protocol where memory allows.
