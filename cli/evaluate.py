@@ -31,8 +31,7 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
 
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
     """
-    from mgnm_pyg.training.runs import evaluate_run, load_run
-    from mgnm_pyg.training.trainer import metric_names
+    from mgnm_pyg.training.runs import evaluate_run, load_run, metric_names
 
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),

@@ -13,7 +13,7 @@ from mgnm_pyg.cli import main
 from mgnm_pyg.training.trainer import Trainer
 
 FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-layers", "1",
-        "--max-len", "20", "--batch-size", "256", "--eval-batch-size", "256",
+        "--max-len", "10", "--batch-size", "256", "--eval-batch-size", "256",
         "--device", "cpu", "--no-progress", "--no-eval-full", "--patience", "5"]
 
 
@@ -50,7 +50,7 @@ def assert_same_checkpoint(a, b):
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("straight") / "run"
-    ok(invoke("train", *FAST, "--epochs", "3", "--out", out))
+    ok(invoke("train", *FAST, "--epochs", "2", "--out", out))
     return out
 
 
@@ -64,7 +64,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(straight_run, tmp_path, m
         return original(self, epoch)
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    r = invoke("train", *FAST, "--epochs", "3", "--out", out)
+    r = invoke("train", *FAST, "--epochs", "2", "--out", out)
     assert r.exit_code == 130, r.output
     assert "interrupted during epoch 2" in r.output
     assert f"mgnm-pyg train --resume {out}" in r.output

@@ -13,7 +13,7 @@ from mgnm_pyg.cli import main
 
 # A small model so that the whole file runs in seconds on a busy CPU.
 FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-layers", "1",
-        "--max-len", "20", "--batch-size", "256", "--eval-batch-size", "256",
+        "--max-len", "10", "--batch-size", "256", "--eval-batch-size", "256",
         "--device", "cpu", "--no-progress"]
 
 
@@ -150,3 +150,15 @@ def test_out_folder_with_a_run_is_not_overwritten(run_dir):
 def test_help_shows_defaults(command):
     out = ok(invoke(command, "--help"))
     assert "[default:" in out and "--device" in out
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_auto_trains_on_cuda_and_evaluates_on_cpu(tmp_path):
+    fast = [a for a in FAST if a not in ("--device", "cpu")]
+    out = tmp_path / "gpu"
+    assert "on cuda" in ok(invoke("train", *fast, "--epochs", "1", "--out", out))
+    ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in ck["model"].values())
+    ok(invoke("evaluate", out, "--device", "cpu"))
+    ok(invoke("train", "--resume", out, "--epochs", "2", "--no-progress"))

@@ -13,7 +13,7 @@ from mgnm_pyg.training.checkpoint import load_checkpoint
 from mgnm_pyg.training.trainer import Trainer
 
 FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-layers", "1",
-        "--max-len", "20", "--batch-size", "256", "--eval-batch-size", "256",
+        "--max-len", "10", "--batch-size", "256", "--eval-batch-size", "256",
         "--device", "cpu", "--no-progress", "--no-eval-full"]
 
 
@@ -79,7 +79,7 @@ def test_bad_config_file_names_file_and_key(tmp_path):
 
 def test_config_file_is_used_and_command_line_wins(tmp_path):
     f = tmp_path / "run.toml"
-    f.write_text('data = "synthetic:tiny"\ndim = 4\nn-layers = 1\nmax_len = 20\n'
+    f.write_text('data = "synthetic:tiny"\ndim = 4\nn-layers = 1\nmax_len = 10\n'
                  'epochs = 1\neval_full = false\nn_interests = 3\n')
     out = tmp_path / "run"
     r = invoke("train", "--config", f, "--n-interests", "2", "--device", "cpu",

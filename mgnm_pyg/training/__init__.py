@@ -1,0 +1,1 @@
+"""Training: run configuration, checkpoints, the training loop, runs, recommendation."""

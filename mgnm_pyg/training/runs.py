@@ -1,4 +1,4 @@
-"""Reading a finished (or interrupted) run back: its config, dataset and best model."""
+"""Building a run's model and data, evaluating it, and reading a saved run back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,57 @@ from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import atomic_write_json
 from mgnm_pyg.training.checkpoint import check_dataset, load_checkpoint, load_model_state
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
-from mgnm_pyg.training.trainer import build_model, evaluate, load_data, resolve_device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MGNMError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def load_data(config: TrainConfig):
+    """The run's prepared dataset (imported lazily: the data layer pulls in polars)."""
+    from mgnm_pyg.data.store import resolve_dataset
+
+    return resolve_dataset(config.data, max_len=config.max_len, seed=config.data_seed)
+
+
+def build_model(config: TrainConfig, dataset: Any) -> torch.nn.Module:
+    """MGNM for ``dataset``, initialised from ``torch.manual_seed(config.seed)``."""
+    from mgnm_pyg.models import MGNM
+
+    torch.manual_seed(config.seed)
+    return MGNM(dataset.n_users, dataset.n_items, **config.model_kwargs())
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in metrics.items()}
+
+
+def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig, device,
+             progress: bool = False) -> dict[str, float]:
+    """One split under one protocol, as plain floats."""
+    from mgnm_pyg.training.evaluation import evaluate_split
+
+    model.eval()
+    with torch.no_grad():
+        out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
+                             batch_size=config.eval_batch_size, max_len=config.max_len,
+                             device=device, progress=progress)
+    return _floats(out)
+
+
+def metric_names(metrics: dict[str, float]) -> list[str]:
+    """Metric names in display order: GAUC, then NDCG/HIT/MRR by K; counts (``n_*``) left out."""
+    def key(name: str) -> tuple[int, int, str]:
+        base, _, k = name.partition("@")
+        order = {"gauc": 0, "ndcg": 1, "hit": 2, "mrr": 3}.get(base, 4)
+        return (int(k) if k.isdigit() else 0, order, name)
+
+    return sorted((n for n in metrics if not n.startswith("n_")), key=key)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from mgnm_pyg.training.checkpoint import (
     save_checkpoint,
 )
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
+from mgnm_pyg.training.runs import build_model, evaluate, load_data, metric_names, resolve_device
 
 # Settings that may change when a run is resumed; the others define the run.
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full")
@@ -63,51 +64,10 @@ class TrainResult:
     test_metrics: dict[str, dict[str, float]]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MGNMError("--device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
 def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
     """``runs/<data>-<YYYYmmdd-HHMMSS>``, with the data spec made filename-safe."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).name or config.data).strip("-")
     return Path(root) / f"{name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
-def load_data(config: TrainConfig):
-    """The run's prepared dataset (imported lazily: the data layer pulls in polars)."""
-    from mgnm_pyg.data.store import resolve_dataset
-
-    return resolve_dataset(config.data, max_len=config.max_len, seed=config.data_seed)
-
-
-def build_model(config: TrainConfig, dataset: Any) -> torch.nn.Module:
-    """MGNM for ``dataset``, initialised from ``torch.manual_seed(config.seed)``."""
-    from mgnm_pyg.models import MGNM
-
-    torch.manual_seed(config.seed)
-    return MGNM(dataset.n_users, dataset.n_items, **config.model_kwargs())
-
-
-def _floats(metrics: dict[str, Any]) -> dict[str, float]:
-    return {str(k): float(v) for k, v in metrics.items()}
-
-
-def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig, device,
-             progress: bool = False) -> dict[str, float]:
-    """One split under one protocol, as plain floats."""
-    from mgnm_pyg.training.evaluation import evaluate_split
-
-    model.eval()
-    with torch.no_grad():
-        out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
-                             batch_size=config.eval_batch_size, max_len=config.max_len,
-                             device=device, progress=progress)
-    return _floats(out)
 
 
 class Trainer:
@@ -246,47 +206,50 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until ``epochs`` or early stopping, then test the best checkpoint."""
-        cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.run_dir / "config.json",
-                          {**cfg.to_dict(), "dataset_fingerprint": self.fingerprint})
+                          {**self.config.to_dict(), "dataset_fingerprint": self.fingerprint})
         self._write_metrics_log()
-        epoch = self.epoch + 1
         try:
-            while epoch <= cfg.epochs and self.state["bad_epochs"] < cfg.patience:
-                start = time.perf_counter()
-                loss = self.train_epoch(epoch)
-                valid = evaluate(self.model, self.dataset, "valid", "sampled", VALID_KS,
-                                 cfg, self.device)
-                if cfg.select_metric not in valid:
-                    raise TrainingError(f"validation returned no {cfg.select_metric!r} "
-                                        f"(got {', '.join(valid)})")
-                row = {"epoch": epoch, "train_loss": loss, "valid": valid,
-                       "seconds": round(time.perf_counter() - start, 3)}
-                self.epoch = epoch
-                self.state["history"].append(row)
-                metric = valid[cfg.select_metric]
-                best = self.state["best_metric"] is None or metric > self.state["best_metric"]
-                if best:
-                    self.state.update(best_metric=metric, best_epoch=epoch, bad_epochs=0)
-                else:
-                    self.state["bad_epochs"] += 1
-                # best first, then last: a crash in between leaves a consistent pair.
-                if best:
-                    self._save(self.best_path)
-                self._save(self.last_path)
-                self._write_metrics_log()
-                self._print_row(row, best)
-                epoch += 1
+            self._run_epochs()
+            return self.test()
         except KeyboardInterrupt:
             raise TrainingInterrupted(
-                f"interrupted during epoch {epoch}; {self.epoch} completed epoch(s) are saved "
-                f"in {self.last_path}. Resume with: mgnm-pyg train --resume {self.run_dir}"
+                f"interrupted during epoch {self.epoch + 1}; {self.epoch} completed epoch(s) "
+                f"are saved in {self.last_path}. Resume with: "
+                f"mgnm-pyg train --resume {self.run_dir}"
             ) from None
+
+    def _run_epochs(self) -> None:
+        cfg = self.config
+        while self.epoch < cfg.epochs and self.state["bad_epochs"] < cfg.patience:
+            epoch = self.epoch + 1
+            start = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            valid = evaluate(self.model, self.dataset, "valid", "sampled", VALID_KS, cfg,
+                             self.device)
+            if cfg.select_metric not in valid:
+                raise TrainingError(f"validation returned no {cfg.select_metric!r} "
+                                    f"(got {', '.join(valid)})")
+            row = {"epoch": epoch, "train_loss": loss, "valid": valid,
+                   "seconds": round(time.perf_counter() - start, 3)}
+            self.epoch = epoch
+            self.state["history"].append(row)
+            metric = valid[cfg.select_metric]
+            best = self.state["best_metric"] is None or metric > self.state["best_metric"]
+            if best:
+                self.state.update(best_metric=metric, best_epoch=epoch, bad_epochs=0)
+            else:
+                self.state["bad_epochs"] += 1
+            # best first, then last: a crash in between only repeats this epoch on resume.
+            if best:
+                self._save(self.best_path)
+            self._save(self.last_path)
+            self._write_metrics_log()
+            self._print_row(row, best)
         if self.state["bad_epochs"] >= cfg.patience:
             self.echo(f"early stop: no {cfg.select_metric} improvement for "
                       f"{cfg.patience} epoch(s)")
-        return self.test()
 
     def test(self) -> TrainResult:
         """Evaluate ``best.pt`` on the test split (sampled, and full if asked)."""
@@ -310,16 +273,6 @@ class Trainer:
         history = self.state["history"]
         best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
         return TrainResult(self.run_dir, history, best_epoch, best_valid, results)
-
-
-def metric_names(metrics: dict[str, float]) -> list[str]:
-    """Metric names in display order: GAUC, then NDCG/HIT/MRR by K; counts (``n_*``) left out."""
-    def key(name: str) -> tuple[int, int, str]:
-        base, _, k = name.partition("@")
-        order = {"gauc": 0, "ndcg": 1, "hit": 2, "mrr": 3}.get(base, 4)
-        return (int(k) if k.isdigit() else 0, order, name)
-
-    return sorted((n for n in metrics if not n.startswith("n_")), key=key)
 
 
 def _json_line(obj: Any) -> str:
