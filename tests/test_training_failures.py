@@ -65,6 +65,8 @@ def test_resume_refuses_to_change_the_run(tmp_path):
     last = out / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:500])
     failed(invoke("train", "--resume", out), str(last), "not a readable checkpoint")
+    last.unlink()
+    failed(invoke("train", "--resume", out), "no completed epoch to resume from")
 
 
 def test_bad_config_file_names_file_and_key(tmp_path):

@@ -112,6 +112,9 @@ class Trainer:
         """
         run_dir = Path(run_dir)
         last = run_dir / "checkpoints" / "last.pt"
+        if not last.exists():
+            raise MGNMError(f"--resume {run_dir}: no completed epoch to resume from ({last} "
+                            f"is missing); start the run again with --out")
         ckpt = load_checkpoint(last)
         config = config_from_dict(ckpt["config"], where=str(last))
         changes = changes or {}
