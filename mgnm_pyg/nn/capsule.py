@@ -7,9 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["MaskedBiLSTM", "SequentialCapsuleNetwork", "squash"]
+__all__ = ["MaskedBiLSTM", "SequentialCapsuleNetwork", "packed_lstm", "squash"]
 
 
 def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
@@ -40,6 +39,47 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
 
 
+def packed_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor, reverse: bool = False) -> Tensor:
+    """One-layer LSTM over left-aligned sequences, stepping only the sequences still running.
+
+    Same result as packing, with the weights of ``lstm``; written out because the packed
+    kernels of PyTorch copy the whole state at every step on the CPU. Needs ``lengths``
+    on the host. ``reverse=True`` runs each sequence from its last valid step to its
+    first (the backward direction of a BiLSTM). Outputs at padded steps are zero.
+
+    Shapes:
+        - x: ``[S, m, d]``; lengths: ``[S]``; output: ``[S, m, hidden]``
+    """
+    s, m = x.shape[:2]
+    hidden = lstm.hidden_size
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order]
+    running = sorted_lengths.unsqueeze(0) > torch.arange(m, device=x.device).unsqueeze(1)
+    batch_sizes = running.sum(1).tolist()  # [m], non-increasing
+    batch_sizes = [b for b in batch_sizes if b > 0]
+    # Input projections of the valid steps only, in step-major (packed) order; split
+    # rather than sliced per step, so the backward pass concatenates once.
+    step, row = running.nonzero(as_tuple=True)
+    if reverse:
+        step = sorted_lengths[row] - 1 - step  # position read at this step of the recurrence
+    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+    seq = order[row]  # sequence index in x of each packed row
+    gates_x = torch.addmm(bias, x[seq, step], lstm.weight_ih_l0.t())
+    w_hh = lstm.weight_hh_l0.t()
+    h = x.new_zeros(s, hidden)
+    c = x.new_zeros(s, hidden)
+    outputs = []
+    for gates_step, b in zip(gates_x.split(batch_sizes), batch_sizes, strict=True):
+        gates = torch.addmm(gates_step, h[:b], w_hh)
+        i, f, g, o = gates.chunk(4, 1)  # PyTorch's gate order
+        c = torch.sigmoid(f) * c[:b] + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outputs.append(h)
+    # Step-major rows of `outputs` go back to their (sequence, position) slots.
+    flat = torch.zeros(s * m, hidden, dtype=x.dtype, device=x.device)
+    return flat.index_copy(0, seq * m + step, torch.cat(outputs)).view(s, m, hidden)
+
+
 class MaskedBiLSTM(nn.Module):
     r"""Bidirectional LSTM over left-aligned padded sequences, output mapped back to ``d``.
 
@@ -49,7 +89,7 @@ class MaskedBiLSTM(nn.Module):
     Padded steps never reach valid steps. On the CPU the sequences are packed; elsewhere
     the backward direction runs on each sequence reversed within its length, which needs
     no lengths on the host (the forward direction is causal, so trailing padding cannot
-    reach valid steps). Outputs at padded steps are zero.
+    reach valid steps) and keeps cuDNN's fused kernel. Outputs at padded steps are zero.
 
     Args:
         dim: input and output size ``d``.
@@ -76,19 +116,15 @@ class MaskedBiLSTM(nn.Module):
         self.backward_lstm.reset_parameters()
         self.out.reset_parameters()
 
-    def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor, packed: bool) -> Tensor:
-        if not packed:
-            return lstm(x)[0]
-        seq = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(lstm(seq)[0], batch_first=True, total_length=x.size(1))[0]
-
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         packed = self.packed if self.packed is not None else x.device.type == "cpu"
-        fwd = self._run(self.forward_lstm, x, lengths, packed)
-        bwd = reverse_within_length(
-            self._run(self.backward_lstm, reverse_within_length(x, lengths), lengths, packed),
-            lengths,
-        )
+        if packed:
+            fwd = packed_lstm(self.forward_lstm, x, lengths)
+            bwd = packed_lstm(self.backward_lstm, x, lengths, reverse=True)
+        else:
+            fwd = self.forward_lstm(x)[0]
+            bwd = self.backward_lstm(reverse_within_length(x, lengths))[0]
+            bwd = reverse_within_length(bwd, lengths)
         mask = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
         return self.out(torch.cat([fwd, bwd], -1)) * mask.unsqueeze(-1).to(x.dtype)
 
