@@ -41,8 +41,10 @@ def recommend(run_dir: Path, user: str, k: int, history: tuple[str, ...], data: 
     if not rec.known_user:
         click.echo(f"user {user!r} is new to this run: the mean trained user embedding "
                    f"stands in for x_u")
-    click.echo(f"history ({len(rec.history)} items, oldest first): "
-               + " ".join(rec.history[-10:]) + (" ..." if len(rec.history) > 10 else ""))
+    shown = " ".join(rec.history[-10:])
+    if len(rec.history) > 10:
+        shown = "... " + shown
+    click.echo(f"history ({len(rec.history)} items, oldest first): {shown}")
     click.echo(f"{'rank':>4}  {'item':<20}  score")
     for rank, (item, score) in enumerate(zip(rec.items, rec.scores, strict=True), start=1):
         click.echo(f"{rank:4d}  {item:<20}  {score:.4f}")
