@@ -95,3 +95,50 @@ def test_user_with_every_item_is_a_clear_error():
     keys = interaction_keys(np.array([0, 3]), np.array([1, 2, 3]), 3)
     with pytest.raises(MGNMError, match="interacted with all 3 items"):
         sample_negatives(keys, np.array([0]), 3, 1, np.random.default_rng(0), distinct=False)
+
+
+def test_distinct_draw_gives_every_subset_the_same_chance():
+    # User saw 1..3 of 8 items: 3 of the 5 allowed items make C(5, 3) = 10 subsets.
+    # Drawing 3 of 8 rejects often, so most rows need several redraw rounds.
+    keys = interaction_keys(np.array([0, 3]), np.arange(1, 4), 8)
+    rows = sample_negatives(keys, np.zeros(10_000, dtype=np.int64), 8, 3,
+                            np.random.default_rng(3), distinct=True)
+    assert rows.min() >= 4 and np.all(np.diff(rows, axis=1) > 0)
+    subset = (rows - 4) @ np.array([25, 5, 1])  # a number per (sorted) subset
+    counts = np.unique(subset, return_counts=True)[1]
+    assert counts.shape == (10,)
+    chi2 = ((counts - 1000) ** 2 / 1000).sum()
+    assert chi2 < 27.9  # 0.999 quantile of chi-square with 9 degrees of freedom
+
+
+def test_distinct_draw_invariants_for_many_users_against_a_reference():
+    # Users with different amounts of history, several rows per user, n close to the
+    # catalogue: every row holds distinct unseen items, sorted, and the seed fixes it.
+    rng = np.random.default_rng(0)
+    n_items, n = 60, 25
+    seqs = [rng.choice(np.arange(1, n_items + 1), size=k, replace=False)
+            for k in (1, 5, 20, 30, 34, 2)]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    keys = interaction_keys(offsets, np.concatenate(seqs), n_items)
+    users = np.repeat(np.arange(len(seqs)), 40)
+    draw = sample_negatives(keys, users, n_items, n, np.random.default_rng(5), distinct=True)
+    again = sample_negatives(keys, users, n_items, n, np.random.default_rng(5), distinct=True)
+    assert np.array_equal(draw, again) and draw.dtype == np.int64
+    for u, row in zip(users, draw, strict=True):
+        allowed = np.setdiff1d(np.arange(1, n_items + 1), seqs[u])
+        assert np.all(np.isin(row, allowed)) and np.all(np.diff(row) >= 0)
+        assert len(np.unique(row)) == min(n, len(allowed))  # user 4: 26 allowed, 25 drawn
+
+
+def test_row_bisection_matches_a_plain_search():
+    from mgnm_pyg.data.negatives import _in_rows
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 7, 64):
+        block = np.sort(rng.integers(1, 30, size=(9, n), dtype=np.int32), axis=1)
+        rows = rng.integers(0, 9, size=200)
+        values = rng.integers(0, 32, size=200)
+        found, pos = _in_rows(block, rows, values)
+        for r, v, f, p in zip(rows, values, found, pos, strict=True):
+            assert f == (v in block[r])
+            assert p == r * n + np.searchsorted(block[r], v)

@@ -158,3 +158,29 @@ def test_global_time_without_times_names_option_and_source():
     with pytest.raises(MGNMError, match=r"global-time.*data\.txt"):
         prepare_interactions(frame, name="t", split="global-time",
                              source={"path": "data.txt"})
+
+
+def test_candidates_that_would_not_fit_in_memory_are_refused(monkeypatch):
+    from mgnm_pyg.data import negatives
+
+    # 8 bytes per kept entry, plus 5 per entry of the largest split while it is drawn.
+    assert negatives.evaluation_candidate_bytes([3, 5], 10) == 8 * 80 + 5 * 50
+    frame = _log(LOG)
+    small = prepare_interactions(frame, name="t", n_eval_negatives=2)
+    rows = [len(small.records["valid"]), len(small.records["test"])]
+    need = negatives.evaluation_candidate_bytes(rows, 2)
+    monkeypatch.setattr(negatives, "available_memory_bytes", lambda: need)  # 0.75 * need
+    with pytest.raises(MGNMError, match=r"(?s)2 evaluation negatives.*GiB of memory"
+                                        r".*--eval-negatives.*--split leave-one-out"):
+        prepare_interactions(frame, name="t", n_eval_negatives=2)
+    monkeypatch.setattr(negatives, "available_memory_bytes", lambda: 2 * need)
+    again = prepare_interactions(frame, name="t", n_eval_negatives=2)
+    assert np.array_equal(again.candidates["test"], small.candidates["test"])
+
+
+def test_integer_ids_are_numbered_in_numeric_order():
+    frame = pl.DataFrame({"user": [10, 10, 9, 9, 100, 100], "item": [30, 4, 4, 200, 30, 4]})
+    ds = prepare_interactions(frame, name="n", n_eval_negatives=1)
+    assert list(ds.user_ids) == ["9", "10", "100"]
+    assert list(ds.item_ids) == ["", "4", "30", "200"]
+    assert [ds.item_ids[i] for i in ds.sequence(1)] == ["30", "4"]

@@ -108,6 +108,15 @@ def test_corrupt_folders_give_clear_errors(tiny, tmp_path):
     with pytest.raises(MGNMError, match=r"candidates_valid\.parquet: file missing"):
         load_dataset(root)
 
+    root = save_dataset(tiny, tmp_path / "c")
+    schema = pl.read_parquet_schema(root / "candidates_test.parquet")
+    assert schema["candidates"] == pl.Array(pl.Int32, tiny.candidates["test"].shape[1])
+    bad = tiny.candidates["test"].astype(np.int32)
+    bad[0, 0] = tiny.n_items + 1
+    pl.DataFrame([pl.Series("candidates", bad)]).write_parquet(root / "candidates_test.parquet")
+    with pytest.raises(MGNMError, match=r"candidates_test\.parquet: candidate items must be"):
+        load_dataset(root)
+
     root = save_dataset(tiny, tmp_path / "g")
     (root / "card.json").write_text("{not json")
     with pytest.raises(MGNMError, match=r"card\.json: not valid JSON"):

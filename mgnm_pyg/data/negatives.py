@@ -2,12 +2,21 @@
 
 Both draws are uniform over the items a user never interacted with (the user's whole
 sequence, so neither a history item nor the target can come up) and both are
-vectorised: draw every entry at once, look each (user, item) pair up in a sorted
-array of interaction keys ``user * (n_items + 1) + item``, and redraw only the
-entries that were rejected.
+vectorised: draw every entry at once, reject the entries that are not allowed, and
+redraw and recheck only those, round after round.
+
+* i.i.d. draws (training) look each redrawn (user, item) pair up in a sorted array of
+  interaction keys ``user * (n_items + 1) + item``.
+* distinct draws (evaluation) sort the first draw per row (fast for int32) and check
+  only the redrawn entries afterwards (see :func:`_sample_distinct`). Keeping the
+  accepted entries and redrawing the rest gives a uniform subset: the procedure treats
+  all allowed items alike, so every subset of the allowed items of one size is equally
+  likely.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -44,6 +53,96 @@ def _allowed_items(sorted_keys: np.ndarray, user: int, n_items: int) -> np.ndarr
     return np.setdiff1d(np.arange(1, n_items + 1, dtype=np.int64), seen, assume_unique=True)
 
 
+def _seen_pairs(sorted_keys: np.ndarray, users: np.ndarray, stride: int):
+    """``(rows, items)``: every item that ``users[row]`` interacted with, for every row."""
+    lo = np.searchsorted(sorted_keys, users * stride)
+    hi = np.searchsorted(sorted_keys, (users + 1) * stride)
+    counts = hi - lo
+    rows = np.repeat(np.arange(users.shape[0], dtype=np.int64), counts)
+    # index of each seen key: lo of its row plus its rank inside the row
+    starts = np.cumsum(counts) - counts
+    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts - lo, counts)
+    return rows, sorted_keys[index] - users[rows] * stride
+
+
+def _in_rows(block: np.ndarray, rows: np.ndarray, values: np.ndarray) -> tuple:
+    """Whether ``values[i]`` occurs in row ``rows[i]`` of ``block`` (sorted rows).
+
+    A vectorised bisection inside each row, in power-of-two steps: ``count`` ends as
+    the number of row entries below the value. Returns ``(found, flat index of the
+    first entry >= the value)``.
+    """
+    n = block.shape[1]
+    flat = block.reshape(-1)
+    start = rows * n
+    count = np.zeros(rows.shape[0], dtype=np.int64)
+    step = 1 << (n.bit_length() - 1)
+    while step:
+        probe = count + step
+        # probe <= n: the entry at probe - 1 is inside the row
+        below = flat[start + np.minimum(probe, n) - 1] < values
+        count += step * (below & (probe <= n))
+        step >>= 1
+    pos = start + count
+    found = (count < n) & (flat[np.minimum(pos, block.size - 1)] == values)
+    return found, pos
+
+
+def _sample_distinct(sorted_keys, users, n_items, n, rng):
+    """Distinct draw: one sorted first draw, then rounds over the rejected entries only.
+
+    The first draw is sorted per row, so duplicates sit side by side (the first of a run
+    is kept) and each seen item is found by bisection in its row. A redrawn value is
+    rejected if it is in the row's first draw (accepted there or seen), among the values
+    accepted in earlier rounds, seen, or drawn twice in this round.
+    """
+    stride = n_items + 1
+    block = rng.integers(1, stride, size=(users.shape[0], n), dtype=np.int32)
+    block.sort(axis=1)
+    reject = np.zeros(block.shape, dtype=bool)
+    reject[:, 1:] = block[:, 1:] == block[:, :-1]
+    seen_rows, seen_items = _seen_pairs(sorted_keys, users, stride)
+    found, pos = _in_rows(block, seen_rows, seen_items)
+    reject.reshape(-1)[pos[found]] = True
+    pending = np.flatnonzero(reject)
+    rows = pending // n
+    accepted = np.zeros(0, dtype=np.int64)  # sorted keys row * stride + item of redraws
+    done_at, done_val = [], []
+    for _ in range(_MAX_ROUNDS):
+        if pending.size == 0:
+            break
+        values = rng.integers(1, stride, size=pending.size, dtype=np.int32)
+        keys = rows * stride + values
+        bad = _in_rows(block, rows, values)[0] | _is_member(accepted, keys)
+        bad |= _is_member(sorted_keys, users[rows] * stride + values)
+        order = np.argsort(keys, kind="stable")
+        bad[order[1:]] |= keys[order[1:]] == keys[order[:-1]]
+        good = ~bad
+        done_at.append(pending[good])
+        done_val.append(values[good])
+        accepted = np.sort(np.concatenate([accepted, keys[good]]))
+        pending, rows = pending[bad], rows[bad]
+    flat = block.reshape(-1)
+    for at, val in zip(done_at, done_val, strict=True):
+        flat[at] = val
+    block.sort(axis=1)
+    return block.astype(np.int64), np.unique(rows)
+
+
+def _sample_iid(sorted_keys, users, n_items, n, rng):
+    stride = n_items + 1
+    out = rng.integers(1, stride, size=(users.shape[0], n), dtype=np.int64)
+    flat = out.reshape(-1)
+    pending = np.arange(flat.shape[0], dtype=np.int64)
+    for attempt in range(_MAX_ROUNDS + 1):
+        reject = _is_member(sorted_keys, users[pending // n] * stride + flat[pending])
+        pending = pending[reject]
+        if pending.size == 0 or attempt == _MAX_ROUNDS:
+            break
+        flat[pending] = rng.integers(1, stride, size=pending.size, dtype=np.int64)
+    return out, np.unique(pending // n)
+
+
 def sample_negatives(
     sorted_keys: np.ndarray,
     users: np.ndarray,
@@ -61,10 +160,9 @@ def sample_negatives(
         n: negatives per row.
         rng: the random generator (the draw is a pure function of its state).
         distinct: if True, a row holds ``n`` different items (sampling without
-            replacement) whenever the user has at least ``n`` allowed items; a user with
-            fewer allowed items gets a draw with replacement from them.
-
-    Each row comes back in ascending item order (the order carries no meaning).
+            replacement) whenever the user has at least ``n`` allowed items, in
+            ascending order (the order carries no meaning); a user with fewer allowed
+            items gets a draw with replacement from them.
 
     Raises:
         MGNMError: a user has interacted with every item, so no negative exists.
@@ -76,24 +174,9 @@ def sample_negatives(
     rows = users.shape[0]
     if rows == 0 or n == 0:
         return np.zeros((rows, n), dtype=np.int64)
-    stride = n_items + 1
-    out = rng.integers(1, n_items + 1, size=(rows, n), dtype=np.int64)
-    todo, block = np.arange(rows), out
-    for attempt in range(_MAX_ROUNDS + 1):
-        # Sorting a row puts its duplicates side by side.
-        block.sort(axis=1)
-        reject = _is_member(sorted_keys, users[todo, None] * stride + block)
-        if distinct:
-            reject[:, 1:] |= block[:, 1:] == block[:, :-1]
-        if attempt:
-            out[todo] = block
-        unfinished = reject.any(axis=1)
-        todo, block, reject = todo[unfinished], block[unfinished], reject[unfinished]
-        if todo.size == 0 or attempt == _MAX_ROUNDS:
-            break
-        # Redraw only the rejected entries; the accepted ones stay.
-        block[reject] = rng.integers(1, n_items + 1, size=int(reject.sum()), dtype=np.int64)
-    for row in todo:
+    sample = _sample_distinct if distinct else _sample_iid
+    out, unfinished = sample(sorted_keys, users, n_items, n, rng)
+    for row in unfinished:
         allowed = _allowed_items(sorted_keys, int(users[row]), n_items)
         if allowed.size == 0:
             raise MGNMError(
@@ -101,8 +184,33 @@ def sample_negatives(
                 "so no negative item can be drawn for it; filter such users out first"
             )
         replace = not distinct or allowed.size < n
-        out[row] = rng.choice(allowed, size=n, replace=replace)
+        draw = rng.choice(allowed, size=n, replace=replace)
+        out[row] = np.sort(draw) if distinct else draw
     return out
+
+
+def evaluation_candidate_bytes(rows: list[int], n: int) -> int:
+    """Peak memory of drawing and keeping ``n`` evaluation candidates for each split's rows.
+
+    Every split's result is ``int64`` (8 bytes an entry); while one split is drawn, its
+    ``int32`` block and rejection mask (5 more bytes an entry) exist as well.
+    """
+    return 8 * sum(rows) * n + 5 * max(rows, default=0) * n
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can still hand out (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def sample_evaluation_candidates(

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mgnm_pyg.data import negatives
 from mgnm_pyg.data.dataset import EVAL_SPLITS, PreparedDataset, Records
 from mgnm_pyg.data.negatives import interaction_keys, sample_evaluation_candidates
 from mgnm_pyg.data.splits import split_records
 from mgnm_pyg.errors import MGNMError
 
 # Bump when the preparation changes what it produces: it is part of the cache key.
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2  # 2: another (faster) evaluation-candidate draw
 
 _SCHEMA = {"user": pl.String, "item": pl.String, "rating": pl.Float64, "time": pl.Int64}
 
@@ -69,6 +70,35 @@ def _k_core(df: pl.DataFrame, k: int) -> pl.DataFrame:
         )
         if df.height == before:
             return df
+
+
+def _dense_ids(df: pl.DataFrame, column: str, name: str, first: int) -> pl.DataFrame:
+    """``column`` -> ``name``: ``first, first + 1, ...`` in sorted order of the raw ids.
+
+    The same ids as ``rank("dense")``, several times faster on strings (one sort of the
+    unique values, then a join).
+    """
+    table = df.select(pl.col(column).unique().sort())
+    return table.with_columns(pl.int_range(first, first + table.height, dtype=pl.Int64).alias(name))
+
+
+def _check_candidate_memory(rows: list[int], n: int, where: str) -> None:
+    """Refuse a candidate draw that would not fit in memory, before allocating it.
+
+    The limit is three quarters of the memory available now (the rest of the
+    preparation, and the save, need room too).
+    """
+    need = negatives.evaluation_candidate_bytes(rows, n)
+    available = negatives.available_memory_bytes()
+    if available is None or need <= 0.75 * available:
+        return
+    raise MGNMError(
+        f"{where}: {n} evaluation negatives for each of the {sum(rows):,} validation/test "
+        f"records would take {need / 2**30:.1f} GiB of memory, more than this machine can "
+        f"spare ({available / 2**30:.1f} GiB available); use fewer negatives "
+        "(--eval-negatives, e.g. 100) or --split leave-one-out (one validation and one "
+        "test record per user)"
+    )
 
 
 def _sequence_stats(lengths: np.ndarray) -> dict[str, float]:
@@ -155,15 +185,13 @@ def prepare_interactions(
             "interactions); check the rating threshold and k-core options"
         )
 
-    df = df.with_columns(
-        (pl.col("user").rank("dense") - 1).cast(pl.Int64).alias("uid"),
-        pl.col("item").rank("dense").cast(pl.Int64).alias("iid"),
-    )
+    user_table, item_table = _dense_ids(df, "user", "uid", 0), _dense_ids(df, "item", "iid", 1)
+    df = df.join(user_table, on="user", maintain_order="left")
+    df = df.join(item_table, on="item", maintain_order="left")
     sort_by = ["uid", "time", "order"] if has_time else ["uid", "order"]
     df = df.sort(sort_by)
-    user_ids = df.select("uid", "user").unique("uid").sort("uid")["user"].cast(pl.String)
-    item_ids = df.select("iid", "item").unique("iid").sort("iid")["item"].cast(pl.String)
-    user_ids, item_ids = user_ids.to_numpy().astype(str), item_ids.to_numpy().astype(str)
+    user_ids = user_table["user"].cast(pl.String).to_numpy().astype(str)
+    item_ids = item_table["item"].cast(pl.String).to_numpy().astype(str)
     item_ids = np.concatenate([np.array([""]), item_ids])
     n_users, n_items = user_ids.shape[0], item_ids.shape[0] - 1
 
@@ -193,6 +221,7 @@ def prepare_interactions(
         parts[key] = parts[key][keep]
     records = {key: all_records.subset(index) for key, index in parts.items()}
 
+    _check_candidate_memory([len(records[key]) for key in EVAL_SPLITS], n_eval_negatives, where)
     candidates = {}
     for i, key in enumerate(EVAL_SPLITS):
         # One stream per split, so test candidates do not depend on the validation size.
