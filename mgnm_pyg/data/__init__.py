@@ -26,7 +26,7 @@ _EXPORTS = {
     "split_records": "splits",
     "cache_key": "store",
     "data_dir": "store",
-    "file_sha256": "store",
+    "file_sha256": "readers",
     "list_datasets": "store",
     "load_dataset": "store",
     "prepare_cached": "store",

@@ -28,6 +28,7 @@ import polars as pl
 
 from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
 from mgnm_pyg.data.prepare import PREPARE_VERSION, prepare_interactions
+from mgnm_pyg.data.readers import file_sha256
 from mgnm_pyg.errors import DataFormatError, MGNMError
 from mgnm_pyg.io import atomic_directory, atomic_write_json
 
@@ -233,15 +234,6 @@ def resolve_dataset(
         f"{root} (prepared: {known}; synthetic: synthetic, "
         + ", ".join(f"synthetic:{p}" for p in PRESETS) + ")"
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(source_sha256: str | None, source_format: str | None, options: dict[str, Any]) -> str:
