@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -47,10 +45,9 @@ def test_paper_scale_presets_match_table_1():
         assert (p["n_users"], p["n_items"], p["n_interactions"]) == sizes
 
 
-def test_tiny_prepares_fast_and_deterministically():
-    start = time.perf_counter()
+def test_tiny_prepares_deterministically():
+    # Its speed (about 0.1 s) is a benchmark matter, not asserted here.
     ds = synthetic_dataset("tiny")
-    assert time.perf_counter() - start < 10.0  # ~0.1 s normally; loose against noise
     again = synthetic_dataset("tiny")
     assert np.array_equal(ds.items, again.items)
     assert np.array_equal(ds.candidates["test"], again.candidates["test"])
