@@ -32,6 +32,9 @@ from ..nn.readout import target_attention
 
 __all__ = ["MGNM", "MGNMEncoding"]
 
+#: Standard deviation of the user embeddings at initialisation (the authors' code).
+USER_INIT_STD = 0.1
+
 
 class MGNMEncoding(NamedTuple):
     """Output of :meth:`MGNM.encode`."""
@@ -65,8 +68,10 @@ class MGNM(nn.Module):
             level (then levels are extracted one call each).
 
     Choices the paper leaves open:
-        - Embeddings, ``W``, ``W_k``, ``W'_k`` are Glorot-uniform (the TF1 default of the
-          authors' code); the padding row of the item table is zero.
+        - Initialisation as in the authors' code: item embeddings, ``W_k`` and ``W'_k``
+          Glorot-uniform (the TF1 default), user embeddings ``N(0, 0.1^2)``, graph weight
+          ``W`` ``N(0, 0.01^2)`` (see :func:`~mgnm_pyg.nn.conv.reset_graph_weight`); the
+          padding row of the item table is zero.
         - LeakyReLU slope 0.2 (``tf.nn.leaky_relu`` in the authors' code).
         - BiLSTM: hidden size ``d`` per direction, ``[fwd || bwd]`` mapped back to ``d``
           by a linear layer.
@@ -131,7 +136,7 @@ class MGNM(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.normal_(self.user_embedding.weight, 0.0, USER_INIT_STD)
         nn.init.xavier_uniform_(self.item_embedding.weight)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
