@@ -33,7 +33,8 @@ def reset_graph_weight(weight: Tensor) -> None:
 
     Why not Glorot: with a Glorot-uniform ``W`` the deepest levels grow with depth and, on
     the real Toys data, their interests died (ReLU of Eq. 11 stuck at 0) after about 800
-    steps; with the small initialiser all levels kept learning (benchmarks/RESULTS.md).
+    steps. The small initialiser delays that (all levels still learning after 1,400
+    steps) but does not always prevent it (benchmarks/RESULTS.md).
     """
     torch.nn.init.normal_(weight, 0.0, WEIGHT_INIT_STD)
 
