@@ -76,8 +76,9 @@ class TrainConfig:
     batch_size: int = _opt(256, "Positives per training batch.", "optim", minimum=1)
     negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
                           minimum=1)
-    epochs: int = _opt(3, "Maximum number of epochs (the default suits the demo data on a "
-                       "CPU; real datasets need more, e.g. 30).", "optim", minimum=1)
+    epochs: int = _opt(10, "Maximum number of epochs (the default keeps the demo data to a "
+                       "few minutes on a CPU; real datasets may need more, e.g. 30).",
+                       "optim", minimum=1)
     patience: int = _opt(3, "Stop after this many epochs without validation improvement.",
                          "optim", minimum=1)
     select_metric: str = _opt("ndcg@5", "Validation metric for early stopping and the best "
