@@ -106,9 +106,6 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
         raise click.UsageError(f"{flags} only apply to the table format, not {fmt}")
     name = _check_name(name if name is not None else _default_name(path))
     root = data_dir if data_dir is not None else default_data_dir()
-    source_format = fmt
-    if reader_options:  # column choices change the result, so they are part of the cache key
-        source_format += "[" + ",".join(f"{k}={v}" for k, v in sorted(reader_options.items())) + "]"
 
     def load_frame():
         start = _step(f"Reading {path} as {fmt}")
@@ -124,8 +121,8 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
 
         raise DataFormatError(path, "file not found" if not path.exists() else "not a file")
     dataset, reused = prepare_cached(
-        load_frame, name=name, source_path=path.resolve(), source_format=source_format,
-        root=root, force=force, split=split, max_len=max_len,
+        load_frame, name=name, source_path=path.resolve(), source_format=fmt,
+        reader_options=reader_options, root=root, force=force, split=split, max_len=max_len,
         rating_threshold=rating_threshold, k_core=k_core, n_eval_negatives=eval_negatives,
         seed=seed,
     )

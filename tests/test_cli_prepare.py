@@ -101,6 +101,9 @@ def test_table_columns_are_part_of_the_cache_key(tmp_path):
     ok(*base, "--time-col", "t1")
     assert "Prepared" in ok(*base, "--time-col", "t2").output
     assert "Reused" in ok(*base, "--time-col", "t2").output
+    source = json.loads((tmp_path / "log" / "card.json").read_text())["source"]
+    assert source["format"] == "table"
+    assert source["reader_options"] == {"user_col": "who", "item_col": "what", "time_col": "t2"}
 
 
 def test_datasets_says_when_there_are_none(tmp_path):

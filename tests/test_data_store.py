@@ -165,3 +165,11 @@ def test_prepare_cached_reuses_unchanged_inputs(tmp_path):
                                      n_eval_negatives=1, split="leave-one-out")
     assert not reused and "w" in changed.item_ids
     assert store.list_datasets() == ["log"]
+
+
+def test_cache_key_folds_in_reader_options_only_when_given():
+    key = store.cache_key("abc", "table", {"seed": 0})
+    assert store.cache_key("abc", "table", {"seed": 0}, {}) == key
+    with_columns = store.cache_key("abc", "table", {"seed": 0}, {"time_col": "t1"})
+    assert with_columns != key
+    assert with_columns != store.cache_key("abc", "table", {"seed": 0}, {"time_col": "t2"})

@@ -118,10 +118,6 @@ class PreparedDataset:
         index = np.where(valid, index, 0)
         return np.where(valid, self.items[index], 0)
 
-    def user_item_sets(self, users: np.ndarray) -> list[np.ndarray]:
-        """Every item each of ``users`` ever interacted with (for negative exclusion)."""
-        return [self.sequence(int(u)) for u in users]
-
     @cached_property
     def interaction_keys(self) -> np.ndarray:
         """Sorted unique ``int64`` keys ``user * (n_items + 1) + item`` of every interaction.

@@ -236,11 +236,22 @@ def resolve_dataset(
     )
 
 
-def cache_key(source_sha256: str | None, source_format: str | None, options: dict[str, Any]) -> str:
-    """Hash of everything a prepared folder depends on: input bytes, format, options, code."""
-    payload = json.dumps({"sha256": source_sha256, "format": source_format,
-                          "options": options, "prepare_version": PREPARE_VERSION},
-                         sort_keys=True, default=str)
+def cache_key(
+    source_sha256: str | None,
+    source_format: str | None,
+    options: dict[str, Any],
+    reader_options: dict[str, Any] | None = None,
+) -> str:
+    """Hash of everything a prepared folder depends on: input bytes, format, options, code.
+
+    ``reader_options`` enter the hash only when there are some, so the keys of folders
+    prepared without any stay the same.
+    """
+    content = {"sha256": source_sha256, "format": source_format,
+               "options": options, "prepare_version": PREPARE_VERSION}
+    if reader_options:
+        content["reader_options"] = reader_options
+    payload = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -250,6 +261,7 @@ def prepare_cached(
     name: str,
     source_path: str | Path | None = None,
     source_format: str | None = None,
+    reader_options: dict[str, Any] | None = None,
     root: str | Path | None = None,
     force: bool = False,
     **options: Any,
@@ -257,7 +269,8 @@ def prepare_cached(
     """Prepare a dataset into ``root/name``, or reuse the folder if nothing changed.
 
     The folder is reused when its card's ``cache_key`` equals
-    :func:`cache_key` of (SHA-256 of ``source_path``, ``source_format``, ``options``).
+    :func:`cache_key` of (SHA-256 of ``source_path``, ``source_format``, ``options``,
+    ``reader_options``).
     Otherwise ``load_frame()`` is called (so an unchanged input is never parsed), the
     frame goes through :func:`prepare_interactions` with ``options``, and the result
     replaces ``root/name`` atomically.
@@ -267,6 +280,8 @@ def prepare_cached(
         name: dataset name, also the folder name.
         source_path: the raw file (hashed, and recorded in the card).
         source_format: the reader's format name (recorded, part of the key).
+        reader_options: the options ``load_frame`` passes to the reader, e.g. the
+            ``table`` columns (recorded when given, part of the key).
         root: where prepared datasets live (default :func:`data_dir`).
         force: prepare even on a cache hit.
         **options: keyword options of :func:`prepare_interactions` (split, max_len,
@@ -277,7 +292,8 @@ def prepare_cached(
     """
     target = (Path(root) if root is not None else data_dir()) / name
     sha = file_sha256(source_path) if source_path is not None else None
-    key = cache_key(sha, source_format, options)
+    reader_options = dict(reader_options or {})
+    key = cache_key(sha, source_format, options, reader_options)
     if not force and (target / "card.json").is_file():
         try:
             cached = load_dataset(target)
@@ -287,6 +303,8 @@ def prepare_cached(
             return cached, True
     source = {"path": None if source_path is None else str(source_path),
               "format": source_format, "sha256": sha}
+    if reader_options:
+        source["reader_options"] = reader_options
     dataset = prepare_interactions(load_frame(), name=name, source=source, **options)
     dataset.card["cache_key"] = key
     save_dataset(dataset, target)
