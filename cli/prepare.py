@@ -97,6 +97,7 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
             rating_threshold: float, k_core: int | None, eval_negatives: int, seed: int,
             data_dir: Path | None, force: bool, **table: str | None) -> None:
     from mgnm_pyg.data.readers import read_interactions
+    from mgnm_pyg.data.readers_checks import check_file
     from mgnm_pyg.data.store import data_dir as default_data_dir
     from mgnm_pyg.data.store import prepare_cached
 
@@ -116,10 +117,7 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
         return frame
 
     start = _step(f"Hashing {path} and looking for a cached copy in {root}")
-    if not path.is_file():
-        from mgnm_pyg.errors import DataFormatError
-
-        raise DataFormatError(path, "file not found" if not path.exists() else "not a file")
+    check_file(path)  # before hashing it, with the readers' messages
     dataset, reused = prepare_cached(
         load_frame, name=name, source_path=path.resolve(), source_format=fmt,
         reader_options=reader_options, root=root, force=force, split=split, max_len=max_len,
