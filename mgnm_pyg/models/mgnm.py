@@ -27,7 +27,7 @@ from ..nn.adjacency import (
     user_aware_gcn_norm,
 )
 from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
-from ..nn.extractors import EXTRACTORS, build_extractor
+from ..nn.extractors import build_extractor
 from ..nn.readout import target_attention
 
 __all__ = ["MGNM", "MGNMEncoding"]
@@ -107,8 +107,6 @@ class MGNM(nn.Module):
             raise ValueError(f"conv must be 'dense' or 'mp', got {conv!r}")
         if level_pooling not in ("max", "sum"):
             raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
-        if extractor not in EXTRACTORS:
-            raise ValueError(f"extractor must be one of {sorted(EXTRACTORS)}, got {extractor!r}")
         self.config = dict(
             n_users=n_users, n_items=n_items, dim=dim, n_interests=n_interests,
             n_layers=n_layers, routing_iters=routing_iters, theta1=theta1, theta2=theta2,
@@ -129,6 +127,7 @@ class MGNM(nn.Module):
         n_convs = 0 if not use_graph else (1 if share_layer_weight else n_layers)
         self.convs = nn.ModuleList(conv_cls(dim) for _ in range(n_convs))
         n_extractors = 1 if share_capsule_weights else self.n_levels
+        # build_extractor rejects an unknown extractor name.
         self.extractors = nn.ModuleList(
             build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm)
             for _ in range(n_extractors)

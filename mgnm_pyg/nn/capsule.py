@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MaskedBiLSTM", "SequentialCapsuleNetwork", "packed_lstm", "squash"]
+__all__ = [
+    "MaskedBiLSTM",
+    "SequentialCapsuleNetwork",
+    "packed_lstm",
+    "reset_capsule_weight",
+    "squash",
+]
 
 
 def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
@@ -24,6 +30,16 @@ def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
     """
     norm2 = (v * v).sum(-1, keepdim=True)
     return v * (norm2 / (1.0 + norm2) / torch.sqrt(norm2 + eps))
+
+
+def reset_capsule_weight(weight: Tensor, dim: int) -> None:
+    """Glorot-uniform init of per-capsule ``d x d`` maps stored side by side in ``weight``.
+
+    The bound is that of one ``d x d`` block (fan-in = fan-out = ``d``), the TF1 default
+    of the authors' code applied to each capsule's own matrix.
+    """
+    bound = math.sqrt(6.0 / (2 * dim))
+    nn.init.uniform_(weight, -bound, bound)
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
@@ -88,9 +104,9 @@ class MaskedBiLSTM(nn.Module):
 
     Padded steps never reach valid steps. On the CPU, when over half the steps are padding,
     the sequences are packed; otherwise the backward direction runs on each sequence
-    reversed within its length, which needs
-    no lengths on the host (the forward direction is causal, so trailing padding cannot
-    reach valid steps) and keeps cuDNN's fused kernel. Outputs at padded steps are zero.
+    reversed within its length, which needs no lengths on the host (the forward direction
+    is causal, so trailing padding cannot reach valid steps) and keeps cuDNN's fused
+    kernel. Outputs at padded steps are zero.
 
     Args:
         dim: input and output size ``d``.
@@ -189,9 +205,8 @@ class SequentialCapsuleNetwork(nn.Module):
 
     def reset_parameters(self) -> None:
         """Glorot-uniform per-capsule ``W_k`` and ``W'_k`` (each d x d); BiLSTM defaults."""
-        bound = math.sqrt(6.0 / (2 * self.dim))
-        nn.init.uniform_(self.capsule_weight, -bound, bound)
-        nn.init.uniform_(self.interest_weight, -bound, bound)
+        reset_capsule_weight(self.capsule_weight, self.dim)
+        reset_capsule_weight(self.interest_weight, self.dim)
         if self.bilstm is not None:
             self.bilstm.reset_parameters()
 

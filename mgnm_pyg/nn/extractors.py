@@ -7,13 +7,11 @@ The paper does not describe them; the choices are written on each class.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .capsule import MaskedBiLSTM, SequentialCapsuleNetwork
+from .capsule import MaskedBiLSTM, SequentialCapsuleNetwork, reset_capsule_weight
 
 __all__ = [
     "EXTRACTORS",
@@ -35,8 +33,7 @@ class _PooledInterests(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = math.sqrt(6.0 / (2 * self.dim))
-        nn.init.uniform_(self.interest_weight, -bound, bound)
+        reset_capsule_weight(self.interest_weight, self.dim)
 
     def forward(self, pooled: Tensor) -> Tensor:
         return F.relu(torch.einsum("nd,kde->nke", pooled, self.interest_weight))
