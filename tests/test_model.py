@@ -213,7 +213,6 @@ def test_learns_planted_clusters(config, one_thread):
     assert after > 0.3 and after > before + 0.15, (before, after)  # chance is 5/50 = 0.1
 
 
-
 def test_full_model_learns_synthetic_tiny(one_thread):
     """The default MGNM, trained with the data pipeline on the planted `tiny` preset."""
     from mgnm_pyg.data.collate import dense_batch
@@ -254,6 +253,7 @@ def test_full_model_learns_synthetic_tiny(one_thread):
     after = valid_hit_at_5()
     assert epoch_losses[-1] < 0.8 * epoch_losses[0], epoch_losses
     assert after > 2.5 * chance and after > before + 0.15, (before, after, chance)
+
 
 @cuda
 @pytest.mark.parametrize("conv", ["dense", "mp"])
