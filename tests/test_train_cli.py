@@ -108,6 +108,16 @@ def test_recommend_matches_direct_scoring(run_dir):
     assert items[0] in text and "rank" in text
 
 
+def test_recommend_in_item_chunks_matches_direct_scoring(run_dir, monkeypatch):
+    """A catalogue scored over several chunks (history encoded once) gives the same top-k."""
+    import mgnm_pyg.training.recommend as rec
+
+    monkeypatch.setattr(rec, "CANDIDATE_CHUNK", 7)
+    r = json.loads(ok(invoke("recommend", run_dir, "--user", "u003", "--k", "5", "--json",
+                             "--device", "cpu")))
+    assert [x["item"] for x in r["recommendations"]] == _reference_top(run_dir, "u003", 5)
+
+
 def test_recommend_new_user_with_history(run_dir):
     r = json.loads(ok(invoke("recommend", run_dir, "--user", "newcomer", "--history", "i001",
                              "--history", "i002", "--json", "--device", "cpu")))

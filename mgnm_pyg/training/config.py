@@ -40,8 +40,8 @@ class TrainConfig:
     """Every setting of one training run (defaults: SPEC section 8 and paper section 4.1).
 
     Settings the paper leaves open (epochs, patience, evaluation batch size) are chosen
-    so that the default ``demo`` run finishes in minutes on two CPU cores; one demo
-    epoch costs about 3 CPU-minutes, most of it in the BiLSTM of Eq. 10.
+    so that the default ``demo`` run finishes in minutes on two CPU cores (about 12 s
+    a demo epoch, README).
     """
 
     # data

@@ -90,12 +90,14 @@ def _history_pairs(dataset: PreparedDataset, users: np.ndarray, positions: np.nd
 class _SplitEvaluator:
     """Holds one evaluation's state: the model, the data and the accumulators."""
 
-    def __init__(self, model, dataset, split, protocol, ks, max_len, device, item_chunk):
+    def __init__(self, model, dataset, split, protocol, ks, max_len, device, item_chunk,
+                 per_user_best):
         self.model, self.dataset, self.split, self.protocol = model, dataset, split, protocol
         self.records = dataset.records[split]
         self.max_len, self.device, self.item_chunk = max_len, torch.device(device), item_chunk
         self.ranking = RankingAccumulator(ks)
-        self.best = PerUserBestAccumulator(ks)
+        # only fed when asked: its update touches a table of every user seen so far
+        self.best = PerUserBestAccumulator(ks) if per_user_best else None
         self.gauc = GAUCAccumulator()
         self._nan = torch.zeros((), dtype=torch.bool, device=self.device)
 
@@ -164,7 +166,8 @@ class _SplitEvaluator:
         users = torch.from_numpy(self.records.users[index])
         ranks = (1 + beaten).cpu()
         self.ranking.update(ranks)
-        self.best.update(users, ranks)
+        if self.best is not None:
+            self.best.update(users, ranks)
         self.gauc.update_pair_counts(users, torch.ones_like(users), n_neg.cpu(), wins2.cpu())
 
     def run_group(self, group: np.ndarray, batch_size: int) -> None:
@@ -242,7 +245,8 @@ def evaluate_split(
         )
     if batch_size < 1 or item_chunk < 1:
         raise MGNMError(f"batch_size and item_chunk must be >= 1, got {batch_size}, {item_chunk}")
-    evaluator = _SplitEvaluator(model, dataset, split, protocol, ks, max_len, device, item_chunk)
+    evaluator = _SplitEvaluator(model, dataset, split, protocol, ks, max_len, device, item_chunk,
+                                per_user_best)
     records = evaluator.records
     if protocol == "sampled" and dataset.candidates[split].shape[0] != len(records):
         raise MGNMError(
@@ -262,6 +266,6 @@ def evaluate_split(
         model.train(was_training)
     out = evaluator.ranking.compute()
     out.update(evaluator.gauc.compute())
-    if per_user_best:
+    if evaluator.best is not None:
         out.update(evaluator.best.compute())
     return out

@@ -1,7 +1,8 @@
 """Top-K recommendations for one user from a trained run, in raw ids.
 
-Every item is scored with Eq. 15 (``max`` over levels of the target-attention score),
-except padding and the items of the history, which are never recommended.
+Every item is scored with Eq. 15 (the run's level pooling, ``max`` by default, of the
+target-attention score), except padding and the items of the history, which are never
+recommended.
 
 A user the run has never seen has no row in the user table, yet Eq. 1 needs ``x_u``.
 Given an explicit history, such a user is scored with the mean of the trained user
@@ -112,10 +113,12 @@ def recommend(run: LoadedRun, user: str, k: int = 10,
     run.model.eval()
     ctx = contextlib.nullcontext() if known else _mean_user(run.model, data.n_users)
     with torch.no_grad(), ctx:
+        interests = run.model.encode(users, histories).interests  # once, for every chunk
         for lo in range(1, data.n_items + 1, CANDIDATE_CHUNK):
             hi = min(lo + CANDIDATE_CHUNK, data.n_items + 1)
             items = torch.arange(lo, hi, device=device)[None]
-            scores[lo:hi] = run.model.predict(users, histories, items)[0].float().cpu()
+            level_scores = run.model.score(interests, items)
+            scores[lo:hi] = run.model.pool_levels(level_scores)[0].float().cpu()
     scores[torch.as_tensor(np.asarray(exclude, dtype=np.int64))] = -torch.inf
     n = min(k, int(torch.isfinite(scores).sum()))
     top = torch.topk(scores, n)

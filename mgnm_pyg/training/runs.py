@@ -47,11 +47,10 @@ def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig,
     """One split under one protocol, as plain floats."""
     from mgnm_pyg.training.evaluation import evaluate_split
 
-    model.eval()
-    with torch.no_grad():
-        out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
-                             batch_size=config.eval_batch_size, max_len=config.max_len,
-                             device=device, progress=progress)
+    model.eval()  # left in eval mode afterwards (evaluate_split restores the mode it found)
+    out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
+                         batch_size=config.eval_batch_size, max_len=config.max_len,
+                         device=device, progress=progress)
     return _floats(out)
 
 

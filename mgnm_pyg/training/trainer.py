@@ -92,6 +92,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
                                       "history": []}
+        self._header_printed = False
 
     @property
     def best_path(self) -> Path:
@@ -199,9 +200,9 @@ class Trainer:
 
     def _print_row(self, row: dict[str, Any], best: bool) -> None:
         names = metric_names(row["valid"])
-        if not getattr(self, "_header_done", False):
+        if not self._header_printed:
             self.echo("epoch  train_loss  " + "  ".join(f"{n:>8}" for n in names) + "     time")
-            self._header_done = True
+            self._header_printed = True
         cells = "  ".join(f"{row['valid'][n]:8.4f}" for n in names)
         mark = "  *best" if best else ""
         self.echo(f"{row['epoch']:5d}  {row['train_loss']:10.5f}  {cells}  "
