@@ -47,6 +47,8 @@ def print_card(card: dict[str, Any]) -> None:
         ("dropped: k-core", stats.get("rows_filtered_by_kcore")),
         ("dropped users (< 2 interactions)", stats.get("users_dropped")),
         ("dropped: eval records, user not in train", stats.get("eval_records_dropped_no_train")),
+        ("dropped: eval records, no item left to sample",
+         stats.get("eval_records_dropped_no_negatives")),
         ("mean sequence length", stats.get("mean_sequence_length")),
         ("max sequence length", stats.get("max_sequence_length")),
     ]
