@@ -36,6 +36,7 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     with the sampled and the full-ranking protocols. The run folder holds config.json,
     checkpoints/{best,last}.pt, metrics.jsonl and test_metrics.json.
     """
+    from mgnm_pyg.training.checkpoint import checkpoint_path
     from mgnm_pyg.training.trainer import Trainer, TrainingInterrupted, default_run_dir
 
     explicit = explicit_options(ctx)
@@ -48,7 +49,7 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     else:
         config = build_config(explicit, config_file)
         run_dir = out if out is not None else default_run_dir(config)
-        if (run_dir / "checkpoints" / "last.pt").exists():
+        if checkpoint_path(run_dir, "last.pt").exists():
             raise click.UsageError(
                 f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         trainer = Trainer(config, run_dir, progress=progress, echo=click.echo)

@@ -24,6 +24,11 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "version", "model", "config", "dataset", "epoch")
 
 
+def checkpoint_path(run_dir: str | Path, name: str) -> Path:
+    """``RUN_DIR/checkpoints/<name>``: where a run keeps ``best.pt`` and ``last.pt``."""
+    return Path(run_dir) / "checkpoints" / name
+
+
 def _hash_ids(ids: np.ndarray) -> str:
     digest = hashlib.sha256()
     for raw in ids:

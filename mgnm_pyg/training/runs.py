@@ -10,7 +10,12 @@ import torch
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import atomic_write_json
-from mgnm_pyg.training.checkpoint import check_dataset, load_checkpoint, load_model_state
+from mgnm_pyg.training.checkpoint import (
+    check_dataset,
+    checkpoint_path,
+    load_checkpoint,
+    load_model_state,
+)
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 
 
@@ -87,7 +92,7 @@ def load_run(run_dir: str | Path, data: str | None = None, device: str = "auto",
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise MGNMError(f"{run_dir}: run folder not found")
-    path = run_dir / "checkpoints" / checkpoint
+    path = checkpoint_path(run_dir, checkpoint)
     ckpt = load_checkpoint(path)
     config = config_from_dict(ckpt["config"], where=str(path))
     if data is not None:

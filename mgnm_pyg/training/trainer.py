@@ -31,6 +31,7 @@ from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import atomic_write_json, atomic_write_text
 from mgnm_pyg.training.checkpoint import (
     check_dataset,
+    checkpoint_path,
     dataset_fingerprint,
     load_checkpoint,
     load_model_state,
@@ -96,11 +97,11 @@ class Trainer:
 
     @property
     def best_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "best.pt"
+        return checkpoint_path(self.run_dir, "best.pt")
 
     @property
     def last_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
+        return checkpoint_path(self.run_dir, "last.pt")
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -112,7 +113,7 @@ class Trainer:
         the resumed run a different run, so it is refused.
         """
         run_dir = Path(run_dir)
-        last = run_dir / "checkpoints" / "last.pt"
+        last = checkpoint_path(run_dir, "last.pt")
         if not last.exists():
             raise MGNMError(f"--resume {run_dir}: no completed epoch to resume from ({last} "
                             f"is missing); start the run again with --out")
