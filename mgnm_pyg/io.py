@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,9 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def append_jsonl(path: str | Path, obj: Any) -> None:
-    """Append one JSON line; the whole file is rewritten atomically so no line is torn."""
-    path = Path(path)
-    old = path.read_bytes() if path.exists() else b""
-    atomic_write_bytes(path, old + (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8"))
+def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
+    """Write ``rows`` as JSON lines (keys sorted) to ``path`` atomically."""
+    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
 
 @contextlib.contextmanager

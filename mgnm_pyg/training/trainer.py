@@ -13,7 +13,6 @@ selects on the test split; this one does not).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -28,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.io import atomic_write_json, atomic_write_text
+from mgnm_pyg.io import atomic_write_json, atomic_write_jsonl
 from mgnm_pyg.training.checkpoint import (
     check_dataset,
     checkpoint_path,
@@ -196,8 +195,7 @@ class Trainer:
                         optimizer=self.optimizer, state=self.state)
 
     def _write_metrics_log(self) -> None:
-        lines = "".join(_json_line(row) for row in self.state["history"])
-        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+        atomic_write_jsonl(self.run_dir / "metrics.jsonl", self.state["history"])
 
     def _print_row(self, row: dict[str, Any], best: bool) -> None:
         names = metric_names(row["valid"])
@@ -283,7 +281,3 @@ class Trainer:
         history = self.state["history"]
         best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
         return TrainResult(self.run_dir, history, best_epoch, best_valid, results)
-
-
-def _json_line(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True) + "\n"
