@@ -35,8 +35,11 @@ def round_half_up(x: np.ndarray | float) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
 
 
-def _rank_and_count(users: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each record's 0-based rank inside its user's records, and that user's record count."""
+def _rank_and_count(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's 0-based rank inside its user's records, and that user's record count.
+
+    Records must be grouped by user and in time order within a user (as prepared).
+    """
     n_users = int(users.max()) + 1 if users.size else 0
     counts = np.bincount(users, minlength=n_users)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -55,7 +58,7 @@ def _by_rank(rank: np.ndarray, n_train: np.ndarray, n_valid: np.ndarray) -> dict
 
 def split_per_user(users: np.ndarray, positions: np.ndarray) -> dict[str, np.ndarray]:
     """7:1:2 of each user's records in time order (the paper's text)."""
-    rank, n = _rank_and_count(users, positions)
+    rank, n = _rank_and_count(users)
     n_test = round_half_up(0.2 * n)
     n_valid = round_half_up(0.1 * n)
     # Keep at least one training record: give up validation first, then test.
@@ -68,7 +71,7 @@ def split_per_user(users: np.ndarray, positions: np.ndarray) -> dict[str, np.nda
 
 def split_leave_one_out(users: np.ndarray, positions: np.ndarray) -> dict[str, np.ndarray]:
     """Last record test, the one before it validation, the rest train."""
-    rank, n = _rank_and_count(users, positions)
+    rank, n = _rank_and_count(users)
     n_test = (n >= 2).astype(np.int64)
     n_valid = (n >= 3).astype(np.int64)
     return _by_rank(rank, n - n_valid - n_test, n_valid)
