@@ -211,6 +211,14 @@ class SequentialCapsuleNetwork(nn.Module):
             self.bilstm.reset_parameters()
 
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        return self.route(h, mask)[0]
+
+    def route(self, h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Interests ``[N, K, d]`` and the final coupling coefficients ``c`` ``[N, K, m]``.
+
+        ``c`` is the softmax over capsules of the routing logits used for the final
+        ``v``: each valid column sums to 1 over ``K``, padded columns are 0.
+        """
         n, m, d = h.shape
         k = self.n_interests
         z = (h @ self.capsule_weight).view(n, m, k, d).transpose(1, 2)  # [N, K, m, d]
@@ -228,7 +236,7 @@ class SequentialCapsuleNetwork(nn.Module):
             if it == 0 and self.bilstm is not None:
                 lengths = mask.sum(1).repeat_interleave(k)
                 z = z + self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
-        return F.relu(torch.einsum("nkd,kde->nke", out, self.interest_weight))
+        return F.relu(torch.einsum("nkd,kde->nke", out, self.interest_weight)), coupling
 
     def __repr__(self) -> str:
         return (
