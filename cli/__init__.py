@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "recommend": ("recommend", "recommend", "Top-K items for a user from a trained run."),
     "prepare": ("prepare", "prepare", "Turn a raw interaction log into a prepared dataset."),
     "datasets": ("datasets", "datasets", "List prepared datasets with their statistics."),
+    "visualize": ("visualize", "visualize", "Draw what a run learned: adjacency, interests, runs."),
+    "bench": ("bench", "bench", "Time training (the paper's Table 4) and evaluation."),
 }
 
 

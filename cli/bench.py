@@ -1,0 +1,81 @@
+"""``mgnm-pyg bench``: the paper's Table 4 (training cost per epoch) and evaluation cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import user_errors
+
+QUICK_DATASETS = ("synthetic:tiny",)
+DEFAULT_DATASETS = ("synthetic:musical-instruments",)
+
+
+@click.command("bench")
+@click.option("--datasets", "datasets", multiple=True, metavar="SPEC",
+              help="Dataset specs (repeat, or space-separated): a prepared NAME such as "
+                   "toys, a PATH, or synthetic:PRESET (musical-instruments, toys, "
+                   "micro-video are Table 1's scales). Default: synthetic:musical-instruments "
+                   "(synthetic:tiny with --quick).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--conv", "convs", multiple=True, type=click.Choice(["dense", "mp"]),
+              help="Graph convolution paths to time (repeatable). Default: dense and mp.")
+@click.option("--iters", type=int, default=None, help="Timed iterations [default: 20; 3 quick].")
+@click.option("--warmup", type=int, default=None,
+              help="Untimed warm-up iterations [default: 3; 1 quick].")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+@click.option("--eval-records", type=int, default=None, metavar="N",
+              help="Time evaluation on about N test records (whole users) and extrapolate "
+                   "to the split [default: all; 60 quick].")
+@click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
+              help="Also time sampled (1000 negatives) and full-ranking evaluation.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.json", help="Write the report as JSON.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.md", help="Write the markdown tables.")
+@click.option("--quick", is_flag=True, help="Tiny sizes, for tests and a smoke check.")
+@user_errors
+def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters: int | None,
+          warmup: int | None, threads: int | None, eval_records: int | None, do_eval: bool,
+          seed: int, out: Path | None, markdown: Path | None, quick: bool) -> None:
+    """Time training iterations (Table 4's columns) and evaluation, at SPEC's settings.
+
+    d is 40 for micro-video and 16 otherwise; everything else is the training defaults
+    (K=4, L=3, tau=3, batch 256 x (1+5), Adam). Prints the markdown tables with the
+    paper's Table 4 numbers beside ours.
+    """
+    import torch
+
+    from mgnm_pyg.errors import MGNMError
+    from mgnm_pyg.io import atomic_write_json, atomic_write_text
+    from mgnm_pyg.training.runs import resolve_device
+    from mgnm_pyg.training.runtime import BenchOptions, format_markdown, run_benchmark
+
+    specs = [s for arg in datasets for s in arg.split()] or list(
+        QUICK_DATASETS if quick else DEFAULT_DATASETS)
+    if threads is not None:
+        if threads < 1:
+            raise MGNMError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    if eval_records is not None and eval_records < 1:
+        raise MGNMError(f"--eval-records must be >= 1, got {eval_records}")
+    opts = BenchOptions(
+        convs=convs or ("dense", "mp"),
+        iters=iters if iters is not None else (3 if quick else 20),
+        warmup=warmup if warmup is not None else (1 if quick else 3),
+        eval=do_eval,
+        eval_records=eval_records if eval_records is not None else (60 if quick else None),
+        seed=seed,
+    )
+    report = run_benchmark(specs, opts, resolve_device(device), echo=click.echo)
+    table = format_markdown(report)
+    click.echo("\n" + table)
+    if out is not None:
+        atomic_write_json(out, report)
+        click.echo(f"wrote {out}")
+    if markdown is not None:
+        atomic_write_text(markdown, table)
+        click.echo(f"wrote {markdown}")

@@ -1,0 +1,339 @@
+"""Training and evaluation cost per dataset, in the columns of the paper's Table 4.
+
+Table 4 reports seconds per iteration, iterations per epoch and minutes per epoch of
+the authors' TensorFlow 1.14 code on one GPU. Iterations per epoch follow from the
+data alone (``ceil(train records / batch size)``), so a benchmark times a fixed number
+of iterations on batches drawn from the log instead of training a whole epoch.
+
+One training iteration is what :class:`~mgnm_pyg.training.trainer.Trainer` does per
+batch: forward, backward and an Adam step on ``batch_size`` positives, each with
+``negatives`` fresh training negatives. The batches are the first ones of epoch 1's
+length-bucketed shuffled order, so their lengths follow the log's length distribution.
+Because batches differ in length, their cost varies: the seconds-per-iteration column
+is the median (as asked for Table 4) and the minutes per epoch use the mean, which
+is the unbiased estimate of a sum over the epoch's batches.
+
+Evaluation is timed on the test split: sampled (1000 negatives per record, SPEC) and
+full ranking, both with :func:`~mgnm_pyg.training.evaluation.evaluate_split`. A subset
+of whole users (``eval_records``) may be timed and the split's time extrapolated
+linearly in records; the output says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.training.config import TrainConfig
+
+# Table 4 of the paper (TensorFlow 1.14, one GPU): s/iter, iterations/epoch, min/epoch.
+PAPER_TABLE4: dict[str, tuple[float, int, float]] = {
+    "micro-video": (0.3825, 15311, 97.60),
+    "toys": (0.1843, 13202, 40.55),
+    "musical-instruments": (0.0598, 2373, 2.37),
+}
+EVAL_NEGATIVES = 1000  # SPEC: sampled evaluation ranks each positive among 1000 negatives
+
+
+@dataclass
+class BenchOptions:
+    """What to measure; the model settings are :class:`TrainConfig`'s (SPEC) defaults."""
+
+    convs: tuple[str, ...] = ("dense", "mp")
+    iters: int = 20
+    warmup: int = 3
+    eval: bool = True
+    eval_records: int | None = None  # None: the whole test split
+    eval_batch_size: int = 512
+    seed: int = 0
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+def paper_row(spec: str) -> str | None:
+    """The Table 4 row a dataset spec stands for (by name), or None."""
+    name = spec.rpartition(":")[2].rstrip("/").rpartition("/")[2].lower()
+    aliases = {"mi": "musical-instruments", "musical_instruments": "musical-instruments",
+               "toys_and_games": "toys", "micro_video": "micro-video"}
+    name = aliases.get(name, name)
+    return name if name in PAPER_TABLE4 else None
+
+
+def paper_dim(spec: str) -> int:
+    """SPEC: d = 40 on Micro-video, 16 on the Amazon data."""
+    return 40 if paper_row(spec) == "micro-video" else 16
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if platform.system() == "Darwin" else peak / 1024
+
+
+def load_bench_dataset(spec: str, max_len: int, seed: int):
+    """A dataset by spec; synthetic presets skip their persisted candidates (the benchmark
+    draws its own 1000 per timed record, which at paper scale would not fit in memory).
+    """
+    from mgnm_pyg.data.store import resolve_dataset
+    from mgnm_pyg.data.synthetic import synthetic_dataset
+
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        preset = spec.partition(":")[2] or "demo"
+        return synthetic_dataset(preset, seed=seed, max_len=max_len, n_eval_negatives=1)
+    return resolve_dataset(spec, max_len=max_len, seed=seed)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
+                  device: torch.device) -> tuple[dict[str, Any], torch.nn.Module]:
+    """Median/mean seconds of training iterations (warm-up excluded), peak memory, and
+    the model after those iterations.
+    """
+    from mgnm_pyg.data.collate import dense_batch
+    from mgnm_pyg.data.negatives import sample_training_negatives
+    from mgnm_pyg.data.sampler import LengthBucketSampler
+    from mgnm_pyg.models import MGNM
+
+    cfg = opts.config.replace(conv=conv, dim=dim)
+    records = dataset.records["train"]
+    sampler = LengthBucketSampler(dataset.history_lengths(records, cfg.max_len),
+                                  cfg.batch_size, shuffle=True, seed=opts.seed)
+    sampler.set_epoch(1)
+    batches = sampler.batches()
+    n_steps = opts.warmup + opts.iters
+    # cycle when the split has fewer batches than steps (tiny data)
+    batches = [batches[i % len(batches)] for i in range(n_steps)]
+    torch.manual_seed(opts.seed)
+    model = MGNM(dataset.n_users, dataset.n_items, **cfg.model_kwargs()).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng([opts.seed, 1])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times, lengths = [], []
+    model.train()
+    for step, index in enumerate(batches):
+        # data preparation sits outside the timed region, as a DataLoader worker would do it
+        negatives = sample_training_negatives(dataset, records.subset(index), cfg.negatives, rng)
+        batch = dense_batch(dataset, records, index, cfg.max_len)
+        items = torch.cat([batch["targets"][:, None], torch.from_numpy(negatives)], 1)
+        users, histories = batch["users"].to(device), batch["histories"].to(device)
+        items = items.to(device)
+        labels = torch.zeros(items.shape, device=device)
+        labels[:, 0] = 1.0
+        _sync(device)
+        start = time.perf_counter()
+        loss, _ = model.loss(users, histories, items, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _sync(device)
+        if step >= opts.warmup:
+            times.append(time.perf_counter() - start)
+            lengths.append(float((batch["histories"] != 0).sum(1).float().mean()))
+    iters_per_epoch = len(sampler)
+    median, mean = statistics.median(times), statistics.fmean(times)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    out = {
+        "seconds_per_iteration": median,
+        "seconds_per_iteration_mean": mean,
+        "seconds_per_iteration_iqr": q[2] - q[0],
+        "iterations_timed": len(times),
+        "mean_history_length_timed": statistics.fmean(lengths),
+        "minutes_per_epoch": mean * iters_per_epoch / 60,
+        "minutes_per_epoch_from_median": median * iters_per_epoch / 60,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if device.type == "cuda":
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / (1 << 20)
+    return out, model
+
+
+def _users_subset(records, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the records of randomly chosen whole users, about ``n`` of them in all
+    (GAUC pools a user's rows, so a user is timed with all of its records or none).
+    """
+    users = np.unique(records.users)
+    order = rng.permutation(users)
+    counts = np.bincount(records.users)[order]
+    keep = order[: int(np.searchsorted(np.cumsum(counts), n)) + 1]
+    return np.flatnonzero(np.isin(records.users, keep))
+
+
+def eval_dataset(dataset, eval_records: int | None, seed: int):
+    """A shallow copy whose test split is the timed records, with 1000 negatives each."""
+    from mgnm_pyg.data.negatives import sample_evaluation_candidates
+
+    records = dataset.records["test"]
+    if len(records) == 0:
+        raise MGNMError(f"dataset {dataset.name!r} has no test records to time")
+    rng = np.random.default_rng([seed, 2])
+    index = np.arange(len(records))
+    if eval_records is not None and eval_records < len(records):
+        index = _users_subset(records, eval_records, rng)
+    timed = copy.copy(dataset)
+    timed.records = {**dataset.records, "test": records.subset(index)}
+    candidates = dataset.candidates.get("test")
+    if candidates is not None and candidates.shape[1] == EVAL_NEGATIVES:
+        drawn = candidates[index]
+    else:
+        drawn = sample_evaluation_candidates(dataset.offsets, dataset.items, dataset.n_items,
+                                             records.users[index], EVAL_NEGATIVES, rng,
+                                             dataset.interaction_keys)
+    timed.candidates = {**dataset.candidates, "test": drawn}
+    return timed, len(records)
+
+
+def time_evaluation(model, dataset, opts: BenchOptions, device: torch.device) -> dict:
+    """Seconds of a sampled and a full-ranking evaluation of the test split."""
+    from mgnm_pyg.training.evaluation import evaluate_split
+
+    timed, total = eval_dataset(dataset, opts.eval_records, opts.seed)
+    n = len(timed.records["test"])
+    out = {}
+    for protocol in ("sampled", "full"):
+        _sync(device)
+        start = time.perf_counter()
+        evaluate_split(model, timed, "test", protocol, ks=(5,), batch_size=opts.eval_batch_size,
+                       max_len=opts.config.max_len, device=device, progress=False)
+        _sync(device)
+        seconds = time.perf_counter() - start
+        out[protocol] = {
+            "records_timed": n, "records_total": total, "extrapolated": n < total,
+            "negatives": EVAL_NEGATIVES if protocol == "sampled" else "all items",
+            "seconds": seconds, "seconds_split": seconds * total / n,
+        }
+    return out
+
+
+def bench_dataset(spec: str, opts: BenchOptions, device: torch.device,
+                  echo=print) -> dict[str, Any]:
+    """Every measurement of one dataset (see the module docstring)."""
+    start = time.perf_counter()
+    dataset = load_bench_dataset(spec, opts.config.max_len, opts.seed)
+    n_train = len(dataset.records["train"])
+    dim = paper_dim(spec)
+    row = paper_row(spec)
+    result: dict[str, Any] = {
+        "dataset": spec, "name": dataset.name, "paper_row": row,
+        "n_users": dataset.n_users, "n_items": dataset.n_items,
+        "n_interactions": dataset.n_interactions, "train_records": n_train,
+        "test_records": len(dataset.records["test"]), "dim": dim,
+        "batch_size": opts.config.batch_size,
+        "iterations_per_epoch": math.ceil(n_train / opts.config.batch_size),
+        "load_seconds": time.perf_counter() - start, "train": {},
+    }
+    if row is not None:
+        s, it, mins = PAPER_TABLE4[row]
+        result["paper"] = {"seconds_per_iteration": s, "iterations_per_epoch": it,
+                           "minutes_per_epoch": mins}
+    echo(f"{spec}: {dataset.n_users} users, {dataset.n_items} items, {n_train} training "
+         f"records ({result['iterations_per_epoch']} iterations/epoch), d={dim}")
+    model = None
+    for conv in opts.convs:
+        result["train"][conv], trained = time_training(dataset, conv, dim, opts, device)
+        model = trained if model is None else model
+        echo(f"  train {conv}: {result['train'][conv]['seconds_per_iteration']:.4f} s/iter")
+    if opts.eval and model is not None:
+        result["eval_conv"] = opts.convs[0]
+        result["eval"] = time_evaluation(model, dataset, opts, device)
+        for protocol, e in result["eval"].items():
+            echo(f"  eval {protocol}: {e['seconds']:.2f} s for {e['records_timed']} records")
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def run_benchmark(specs: list[str], opts: BenchOptions, device: torch.device,
+                  echo=print) -> dict[str, Any]:
+    """The benchmark report: environment, settings, the paper's Table 4 and one row per dataset."""
+    if opts.iters < 1 or opts.warmup < 0:
+        raise MGNMError(f"--iters must be >= 1 and --warmup >= 0, got {opts.iters}, "
+                        f"{opts.warmup}")
+    cfg = opts.config
+    return {
+        "device": {"type": device.type, "name": device_name(device),
+                   "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "settings": {"n_interests": cfg.n_interests, "n_layers": cfg.n_layers,
+                     "routing_iters": cfg.routing_iters, "max_len": cfg.max_len,
+                     "batch_size": cfg.batch_size, "negatives": cfg.negatives,
+                     "iters": opts.iters, "warmup": opts.warmup, "seed": opts.seed,
+                     "eval_negatives": EVAL_NEGATIVES, "eval_batch_size": opts.eval_batch_size},
+        "paper_table4": {k: dict(zip(("seconds_per_iteration", "iterations_per_epoch",
+                                      "minutes_per_epoch"), v, strict=True))
+                         for k, v in PAPER_TABLE4.items()},
+        "results": [bench_dataset(spec, opts, device, echo) for spec in specs],
+    }
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """Two markdown tables (training as in Table 4, then evaluation) with a header line."""
+    dev, st = report["device"], report["settings"]
+    lines = [
+        f"Device: {dev['name']} ({dev['type']}, {dev['threads']} threads, torch "
+        f"{dev['torch']}). K={st['n_interests']} L={st['n_layers']} "
+        f"tau={st['routing_iters']} max_len={st['max_len']}, batch {st['batch_size']} x "
+        f"(1+{st['negatives']}), {st['iters']} timed iterations after {st['warmup']} "
+        "warm-up. Paper: TensorFlow 1.14 on one GPU (Table 4).",
+        "",
+        "| dataset | d | conv | s/iter (median) | iters/epoch | min/epoch | peak memory MB "
+        "| paper s/iter | paper iters/epoch | paper min/epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        paper = r.get("paper", {})
+        for conv, t in r["train"].items():
+            memory = t.get("peak_cuda_mb", t["peak_rss_mb"])
+            lines.append(
+                f"| {r['dataset']} | {r['dim']} | {conv} | {t['seconds_per_iteration']:.4f} "
+                f"| {r['iterations_per_epoch']:,} | {t['minutes_per_epoch']:.2f} "
+                f"| {memory:,.0f} | {_f(paper.get('seconds_per_iteration'), 4)} "
+                f"| {_f(paper.get('iterations_per_epoch'), 0)} "
+                f"| {_f(paper.get('minutes_per_epoch'), 2)} |")
+    lines += ["", "Minutes per epoch = mean s/iter x iterations per epoch (batch lengths vary, "
+              "so the mean, not the median, estimates the epoch); peak memory is CUDA "
+              "max_memory_allocated on a GPU, else the process's peak RSS so far.", ""]
+    evals = [r for r in report["results"] if "eval" in r]
+    if evals:
+        lines += ["| dataset | protocol | conv | records timed | seconds | seconds for the "
+                  "whole test split |", "|---|---|---|---|---|---|"]
+        for r in evals:
+            for protocol, e in r["eval"].items():
+                whole = f"{e['seconds_split']:.1f}" + (" (extrapolated)" if e["extrapolated"]
+                                                       else "")
+                lines.append(f"| {r['dataset']} | {protocol} | {r['eval_conv']} "
+                             f"| {e['records_timed']:,} of {e['records_total']:,} "
+                             f"| {e['seconds']:.2f} | {whole} |")
+        lines += ["", f"Sampled: {EVAL_NEGATIVES} negatives per record; full: every item "
+                  "but the user's history. Extrapolated rows time whole users drawn at "
+                  "random and scale linearly in records.", ""]
+    return "\n".join(lines)
