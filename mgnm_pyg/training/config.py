@@ -50,6 +50,13 @@ class TrainConfig:
     data_seed: int = _opt(0, "Seed of the dataset preparation (synthetic data, persisted "
                           "evaluation negatives); kept fixed across training seeds.", "data")
     max_len: int = _opt(100, "Most recent history items kept per record.", "data", minimum=1)
+    # which model, and the settings only the baselines read
+    model: str = _opt("mgnm", "Model: MGNM or a baseline (pop, gru4rec, sasrec, comirec-dr); "
+                      "each takes the settings below that it knows.", "models",
+                      choices=("mgnm", "pop", "gru4rec", "sasrec", "comirec-dr"))
+    n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
+    n_heads: int = _opt(1, "Attention heads (sasrec).", "models", minimum=1)
+    dropout: float = _opt(0.2, "Dropout rate (sasrec).", "models", minimum=0.0)
     # model (the constructor arguments of MGNM)
     dim: int = _opt(16, "Embedding size d.", "model", minimum=1)
     n_interests: int = _opt(4, "Number of interests K.", "model", minimum=1)
@@ -72,6 +79,9 @@ class TrainConfig:
     share_layer_weight: bool = _opt(True, "One graph weight W shared by all layers.", "model")
     share_capsule_weights: bool = _opt(True, "Capsule weights shared across levels.", "model")
     # optimisation
+    loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), or the "
+                     "softmax cross-entropy over all items (per level for MGNM).", "optim",
+                     choices=("bce", "softmax"))
     lr: float = _opt(1e-3, "Adam learning rate.", "optim", minimum=0.0)
     batch_size: int = _opt(256, "Positives per training batch.", "optim", minimum=1)
     negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
@@ -98,6 +108,12 @@ class TrainConfig:
     def model_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``MGNM(n_users, n_items, **kwargs)``."""
         return {name: getattr(self, name) for name in MODEL_KEYS}
+
+    def build_model(self, n_users: int, n_items: int):
+        """``self.model`` for the dataset sizes; it takes the settings its constructor names."""
+        from mgnm_pyg.models import build_model
+
+        return build_model(self.model, n_users, n_items, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

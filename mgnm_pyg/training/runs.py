@@ -36,11 +36,10 @@ def load_data(config: TrainConfig):
 
 
 def build_model(config: TrainConfig, dataset: Any) -> torch.nn.Module:
-    """MGNM for ``dataset``, initialised from ``torch.manual_seed(config.seed)``."""
-    from mgnm_pyg.models import MGNM
-
+    """``config.model`` (MGNM by default, also for checkpoints older than the field) for
+    ``dataset``, initialised from ``torch.manual_seed(config.seed)``."""
     torch.manual_seed(config.seed)
-    return MGNM(dataset.n_users, dataset.n_items, **config.model_kwargs())
+    return config.build_model(dataset.n_users, dataset.n_items)
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:

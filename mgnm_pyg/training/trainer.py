@@ -88,7 +88,9 @@ class Trainer:
         self.dataset = dataset if dataset is not None else load_data(config)
         self.fingerprint = dataset_fingerprint(self.dataset)
         self.model = build_model(config, self.dataset).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # A model without trainable parameters (popularity) takes no optimiser steps.
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
         self.epoch = 0  # completed epochs
         self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
                                       "history": []}
@@ -130,7 +132,7 @@ class Trainer:
         trainer = cls(config, run_dir, progress=progress, echo=echo)
         check_dataset(ckpt, trainer.dataset, last)
         load_model_state(trainer.model, ckpt, last)
-        if ckpt.get("optimizer") is not None:
+        if ckpt.get("optimizer") is not None and trainer.optimizer is not None:
             trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.epoch = int(ckpt["epoch"])
         trainer.state = dict(ckpt["state"])
@@ -138,10 +140,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> float:
-        """One pass over the training records; returns the loss per (record, candidate) row."""
+        """One pass over the training records; returns the loss per row (a (record,
+        candidate) pair under ``bce``, a record under ``softmax``)."""
         from mgnm_pyg.data.collate import dense_batch
         from mgnm_pyg.data.negatives import sample_training_negatives
         from mgnm_pyg.data.sampler import LengthBucketSampler
+        from mgnm_pyg.training.losses import training_loss
 
         cfg, data = self.config, self.dataset
         records = data.records["train"]
@@ -167,7 +171,8 @@ class Trainer:
                 items = batch["candidates"].to(self.device)
                 labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
                 labels[:, 0] = 1.0
-                loss, _ = self.model.loss(users, histories, items, labels)
+                loss, _, rows = training_loss(self.model, cfg.loss, users, histories, items,
+                                              labels)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise TrainingError(
@@ -175,11 +180,12 @@ class Trainer:
                         f"{len(sampler)}; training stopped. The last good checkpoint is "
                         f"{self.last_path} (epoch {self.epoch}); try a lower --lr."
                     )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                if self.optimizer is not None:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
                 total_loss += value
-                total_rows += labels.numel()
+                total_rows += rows
                 seen += len(index)
                 rate = seen / max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix(loss=f"{total_loss / total_rows:.4f}", rec_s=f"{rate:.0f}")

@@ -1,0 +1,97 @@
+"""The interface every recommender of this package shares with MGNM.
+
+The trainer, the evaluator and ``recommend`` use a model only through
+
+- ``encode(users, histories)``: an object with an ``interests`` field, the user
+  representation the scorer reads (encoded once per sequence, whatever the candidates);
+- ``score(interests, items)``: level scores ``[B, L, C]`` (logits) of items ``[B, C]``
+  or ``[C]`` (shared by all rows); the baselines have one level, ``L = 1``;
+- ``pool_levels(level_scores)``: ``[B, L, C] -> [B, C]``;
+- ``predict``, ``loss`` (BCE, sampled negatives), ``softmax_loss`` and ``config``.
+
+So no caller special-cases a model.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from mgnm_pyg.training.losses import bce_loss, full_softmax_loss
+
+__all__ = ["SequenceEncoding", "SequentialRecommender", "dot_scores", "last_valid"]
+
+
+class SequenceEncoding(NamedTuple):
+    """Output of a baseline's ``encode``."""
+
+    interests: Tensor  #: ``[B, d]`` (one user vector) or ``[B, K, d]`` (K interests)
+
+
+def dot_scores(user: Tensor, items: Tensor) -> Tensor:
+    """Inner products of user vectors with candidate embeddings, as one level.
+
+    Shapes:
+        - user: ``[B, d]``; items: ``[B, C, d]`` or ``[C, d]``; output: ``[B, 1, C]``
+    """
+    if items.dim() == 2:
+        return (user @ items.t()).unsqueeze(1)
+    return (items @ user.unsqueeze(-1)).transpose(1, 2)
+
+
+def last_valid(states: Tensor, histories: Tensor) -> Tensor:
+    """The state at each sequence's last valid (non-padding) position.
+
+    Shapes:
+        - states: ``[B, m, d]``; histories: ``[B, m]`` left-aligned; output: ``[B, d]``
+    """
+    last = (histories != 0).sum(1) - 1
+    return states[torch.arange(last.numel(), device=last.device), last]
+
+
+class SequentialRecommender(nn.Module):
+    """Base of the baselines: BCE and softmax losses and level pooling over ``L = 1``.
+
+    Subclasses set ``self.config`` (their constructor arguments) and define ``encode``
+    and ``score``; a model whose training scores need the target (ComiRec's interest
+    selection) overrides ``train_scores``.
+    """
+
+    config: dict
+
+    def encode(self, users: Tensor, histories: Tensor) -> SequenceEncoding:
+        raise NotImplementedError
+
+    def score(self, interests: Tensor, items: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def train_scores(self, encoding: SequenceEncoding, items: Tensor, targets: Tensor) -> Tensor:
+        """Level scores used by the losses; ``targets`` ``[B]`` are the positives."""
+        return self.score(encoding.interests, items)
+
+    def pool_levels(self, level_scores: Tensor) -> Tensor:
+        """``[B, L, C] -> [B, C]``: max over levels (a no-op for one level)."""
+        return level_scores.max(1).values
+
+    def predict(self, users: Tensor, histories: Tensor, items: Tensor) -> Tensor:
+        """Scores ``[B, C]`` of items ``[B, C]`` (or ``[C]``, shared) for each history."""
+        return self.pool_levels(self.score(self.encode(users, histories).interests, items))
+
+    def loss(self, users: Tensor, histories: Tensor, items: Tensor,
+             labels: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """BCE-with-logits summed over rows (as Eq. 16); ``parts`` per row.
+
+        The positive of each row is its first column labelled 1 (column 0 in training).
+        """
+        enc = self.encode(users, histories)
+        targets = items.gather(1, labels.argmax(1, keepdim=True)).squeeze(1)
+        total = bce_loss(self.train_scores(enc, items, targets), labels)
+        value = float(total.detach()) / labels.numel()
+        return total, {"bce": value, "total": value}
+
+    def softmax_loss(self, users: Tensor, histories: Tensor,
+                     targets: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Cross-entropy of each target among all items (``training/losses.py``)."""
+        return full_softmax_loss(self, users, histories, targets)
