@@ -1,0 +1,166 @@
+"""``mgnm-pyg visualize``: pictures of what a trained run learned (adjacency, interests, runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import config_option, data_override_option, run_dir_argument, user_errors
+
+
+def _output_options(func: Callable) -> Callable:
+    func = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        metavar="FILE", help="Where to write the picture (default: in the "
+                        "run folder, or ./compare.FORMAT for compare).")(func)
+    return click.option("--format", "fmt", type=click.Choice(["png", "svg", "pdf"]),
+                        default=None, help="Picture format [default: the suffix of --out, "
+                        "else png].")(func)
+
+
+def _target(out: Path | None, fmt: str | None, default: Path) -> tuple[Path, str]:
+    if fmt is None:
+        suffix = out.suffix.lstrip(".").lower() if out is not None else ""
+        fmt = suffix if suffix in ("png", "svg", "pdf") else "png"
+    return (out if out is not None else default.with_suffix(f".{fmt}")), fmt
+
+
+def _save(fig: Any, out: Path | None, fmt: str | None, default: Path) -> None:
+    from mgnm_pyg.visualize import panels, save_figure
+
+    path, fmt = _target(out, fmt, default)
+    save_figure(fig, path, fmt)
+    click.echo(f"wrote {path} ({len(panels(fig))} panels)")
+
+
+def _safe(name: str) -> str:
+    # A raw id in a file name: keep letters, digits, '-', '_' and '.'.
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "user"
+
+
+@click.group("visualize")
+def visualize() -> None:
+    """Draw what a trained run learned: adjacency and routing of one user, interests, runs.
+
+    Each subcommand writes one picture (PNG by default) and prints its path.
+    """
+
+
+@visualize.command("adjacency")
+@run_dir_argument
+@click.option("--user", required=True, metavar="RAW_ID", help="The user's raw id.")
+@click.option("--max-items", type=click.IntRange(min=2), default=30, show_default=True,
+              help="Draw the most recent items only (the model still sees the whole latest "
+                   "history, up to max_len).")
+@click.option("--edges-per-node", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Graph drawing: keep each item's strongest edges.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Graph drawing: keep every edge with A_ij >= this instead.")
+@data_override_option
+@config_option("device")
+@_output_options
+@user_errors
+def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
+              threshold: float | None, data: str | None, device: str, out: Path | None,
+              fmt: str | None) -> None:
+    """Heatmaps of A and P, the graph, and the routing per level for USER's latest history."""
+    from mgnm_pyg.analysis import latest_history, level_features, routing
+    from mgnm_pyg.errors import MGNMError
+    from mgnm_pyg.training.runs import load_run
+    from mgnm_pyg.visualize import user_figure
+
+    run = load_run(run_dir, data=data, device=device)
+    history = latest_history(run.dataset, user, run.config.max_len)
+    users, histories = history.batch(run.device)
+    features = level_features(run.model, users, histories)
+    try:
+        routes = routing(run.model, users, histories)
+    except MGNMError as exc:
+        click.echo(f"note: {exc}; the routing strips are left out", err=True)
+        routes = None
+    fig = user_figure(history, features, routes, max_items=max_items, per_node=edges_per_node,
+                      threshold=threshold)
+    _save(fig, out, fmt, run_dir / "plots" / f"adjacency-{_safe(user)}")
+
+
+@visualize.command("interests")
+@run_dir_argument
+@click.option("--users", "n_users", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Number of users drawn (a seeded random sample; all if fewer).")
+@click.option("--projection", type=click.Choice(["pca", "tsne"]), default="pca",
+              show_default=True, help="2-D projection (tsne needs scikit-learn).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the user sample and of t-SNE.")
+@data_override_option
+@config_option("device")
+@_output_options
+@user_errors
+def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str | None,
+              device: str, out: Path | None, fmt: str | None) -> None:
+    """Interest vectors of N users at every level in 2-D, and routing entropy per level
+
+    (the analogue of the paper's Figures 5-6).
+    """
+    import numpy as np
+    import torch
+
+    from mgnm_pyg.analysis import project_2d, routing, routing_entropy
+    from mgnm_pyg.errors import MGNMError
+    from mgnm_pyg.training.runs import load_run
+    from mgnm_pyg.visualize import interests_figure
+
+    run = load_run(run_dir, data=data, device=device)
+    ds = run.dataset
+    lengths = np.diff(ds.offsets)
+    candidates = np.flatnonzero(lengths > 0)
+    if candidates.size == 0:
+        raise MGNMError(f"dataset {ds.name!r} has no user with a history")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(candidates, min(n_users, candidates.size), replace=False))
+    histories = torch.as_tensor(ds.histories(chosen, lengths[chosen], run.config.max_len),
+                                device=run.device)
+    users = torch.as_tensor(chosen, device=run.device)
+    entropies = None
+    try:
+        routes = routing(run.model, users, histories)
+        vectors = routes.interests
+        entropies = routing_entropy(routes.coupling, routes.mask)
+    except MGNMError as exc:
+        click.echo(f"note: {exc}; the entropy panel is left out", err=True)
+        with torch.no_grad():
+            vectors = run.model.encode(users, histories).interests.cpu().numpy()
+    b, n_levels, k, d = vectors.shape
+    levels = np.broadcast_to(np.arange(n_levels)[None, :, None], (b, n_levels, k)).ravel()
+    points = project_2d(vectors.reshape(-1, d), projection, seed=seed)
+    fig = interests_figure(points, levels, entropies, k, b, projection)
+    _save(fig, out, fmt, run_dir / "plots" / f"interests-{projection}")
+
+
+@visualize.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--metric", default="ndcg@5", show_default=True,
+              help="Test metric drawn (a key of test_metrics.json, e.g. gauc, hit@5).")
+@click.option("--protocol", type=click.Choice(["sampled", "full"]), default="sampled",
+              show_default=True, help="Evaluation protocol of the metric.")
+@click.option("--pooling/--no-pooling", default=True, show_default=True,
+              help="Re-evaluate each run on the test split with max- and with sum-pooling "
+                   "of the levels (slow on big data).")
+@config_option("device")
+@_output_options
+@user_errors
+def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: bool, device: str,
+            out: Path | None, fmt: str | None) -> None:
+    """A test metric against L, against K, and max- vs sum-pooling, over several runs."""
+    from mgnm_pyg.analysis import pooling_comparison, run_summary
+    from mgnm_pyg.visualize import compare_figure
+
+    rows = [run_summary(run, metric, protocol) for run in run_dirs]
+    pooled = None
+    if pooling:
+        pooled = {str(run): pooling_comparison(run, metric, protocol, device)
+                  for run in run_dirs}
+    fig = compare_figure(rows, pooled, metric, protocol)
+    _save(fig, out, fmt, Path("compare"))
