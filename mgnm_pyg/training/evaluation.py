@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAccumulator
+from mgnm_pyg.training import distributed
 
 PROTOCOLS = ("sampled", "full")
 
@@ -256,14 +257,17 @@ def evaluate_split(
     was_training = model.training
     model.eval()
     try:
-        bar = tqdm(total=len(records), desc=f"{split} ({protocol})", unit="rec",
+        # in a process group each rank scores its share of whole users (see distributed.py)
+        groups = distributed.shard_groups(user_groups(records, max_len, batch_size))
+        bar = tqdm(total=sum(g.size for g in groups), desc=f"{split} ({protocol})", unit="rec",
                    disable=not progress, leave=False)
         with bar:
-            for group in user_groups(records, max_len, batch_size):
+            for group in groups:
                 evaluator.run_group(group, batch_size)
                 bar.update(group.size)
     finally:
         model.train(was_training)
+    distributed.reduce_evaluation(evaluator.ranking, evaluator.gauc, evaluator.best)
     out = evaluator.ranking.compute()
     out.update(evaluator.gauc.compute())
     if evaluator.best is not None:
