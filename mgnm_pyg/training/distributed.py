@@ -156,11 +156,23 @@ def batch_slice(index: np.ndarray) -> tuple[np.ndarray, float]:
     return index[rank() :: world], float(world)
 
 
-class DistributedLoss(nn.Module):
-    """``model.loss`` as a module ``forward``, so DDP can wrap it and sync its gradients.
+def parameter_penalty(model: nn.Module) -> Tensor | float:
+    """The batch-independent part of a model's loss: Eq. 17's ``theta2 * sum ||p||^2`` for a
+    model with ``theta2`` (MGNM), else 0 (the baselines have no parameter penalty).
+    """
+    theta2 = getattr(model, "theta2", None)
+    if not theta2:
+        return 0.0
+    return theta2 * sum(p.pow(2).sum() for p in model.parameters())
 
-    ``forward(..., data_weight)`` returns ``data_weight * (loss - R) + R`` (``R`` is the
-    theta2 L2 term of Eq. 17, which every rank adds once) and the model's logged parts.
+
+class DistributedLoss(nn.Module):
+    """The training loss as a module ``forward``, so DDP can wrap it and sync gradients.
+
+    ``forward(users, histories, items, labels, kind, data_weight)`` returns
+    :func:`~mgnm_pyg.training.losses.training_loss`'s ``(loss, parts, rows)`` with the
+    loss replaced by ``data_weight * (loss - R) + R``, ``R`` the parameter penalty that
+    every rank adds once (:func:`parameter_penalty`).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -168,26 +180,45 @@ class DistributedLoss(nn.Module):
         self.model = model
 
     def forward(self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor,
-                data_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
-        loss, parts = self.model.loss(users, histories, items, labels)
-        if data_weight == 1.0:
-            return loss, parts
-        reg = self.model.theta2 * sum(p.pow(2).sum() for p in self.model.parameters())
-        return data_weight * (loss - reg) + reg, parts
+                kind: str = "bce", data_weight: float = 1.0) -> tuple[Tensor, dict, int]:
+        from mgnm_pyg.training.losses import training_loss
+
+        loss, parts, rows = training_loss(self.model, kind, users, histories, items, labels)
+        if data_weight != 1.0:
+            penalty = parameter_penalty(self.model)
+            loss = data_weight * (loss - penalty) + penalty
+        return loss, parts, rows
 
 
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model.loss`` callable as a module; a DDP module in a process group.
+    """The training loss as a module (:class:`DistributedLoss`); DDP-wrapped in a group.
 
-    Every parameter enters the L2 term, so none is unused and DDP needs no search for
-    unused parameters. Initial weights are equal on all ranks (same seed) and DDP
-    broadcasts rank 0's anyway.
+    With MGNM every parameter enters the L2 term, so none is unused; other models may
+    leave some unused in a step, which DDP must then look for. Initial weights are equal
+    on all ranks (same seed) and DDP broadcasts rank 0's anyway.
     """
     module = DistributedLoss(model)
     if not is_distributed():
         return module
+    if not any(p.requires_grad for p in model.parameters()):
+        raise MGNMError("this model has no trainable parameters (e.g. pop): train it in one "
+                        "process, without torchrun")
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(
+        module, device_ids=ids,
+        find_unused_parameters=not getattr(model, "theta2", None))
+
+
+def batch_loss_value(loss: Tensor, rows: int, weight: float) -> tuple[float, float]:
+    """The global batch's loss sum and row count, the same on every rank (a NaN on one rank
+    is seen by all, so they stop together). Single process: ``loss`` and ``rows``.
+    """
+    if not is_distributed():
+        return float(loss.detach()), rows
+    world = world_size()
+    both = torch.stack([loss.detach().double(), loss.new_tensor(rows * weight).double()])
+    total = all_reduce(both / world)
+    return float(total[0]), float(total[1])
 
 
 def reduce_evaluation(ranking, gauc, best=None) -> None:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import atomic_write_json, atomic_write_jsonl
+from mgnm_pyg.training import distributed
 from mgnm_pyg.training.checkpoint import (
     check_dataset,
     checkpoint_path,
@@ -82,15 +83,17 @@ class Trainer:
                  progress: bool = True, echo: Callable[[str], None] = print) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.progress = progress
-        self.echo = echo
-        self.device = resolve_device(config.device)
+        # under torchrun only rank 0 prints and writes (training/distributed.py)
+        self.device = distributed.setup(resolve_device(config.device))
+        self.progress = progress and distributed.is_main()
+        self.echo = echo if distributed.is_main() else lambda _: None
         self.dataset = dataset if dataset is not None else load_data(config)
         self.fingerprint = dataset_fingerprint(self.dataset)
         self.model = build_model(config, self.dataset).to(self.device)
         # A model without trainable parameters (popularity) takes no optimiser steps.
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
+        self.loss_module = distributed.wrap_model(self.model, self.device)
         self.epoch = 0  # completed epochs
         self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
                                       "history": []}
@@ -145,7 +148,6 @@ class Trainer:
         from mgnm_pyg.data.collate import dense_batch
         from mgnm_pyg.data.negatives import sample_training_negatives
         from mgnm_pyg.data.sampler import LengthBucketSampler
-        from mgnm_pyg.training.losses import training_loss
 
         cfg, data = self.config, self.dataset
         records = data.records["train"]
@@ -165,15 +167,16 @@ class Trainer:
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         try:
             for step, index in enumerate(sampler, start=1):
+                index, weight = distributed.batch_slice(index)  # this rank's records
                 batch = dense_batch(data, records, index, cfg.max_len, candidates=candidates)
                 users = batch["users"].to(self.device)
                 histories = batch["histories"].to(self.device)
                 items = batch["candidates"].to(self.device)
                 labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
                 labels[:, 0] = 1.0
-                loss, _, rows = training_loss(self.model, cfg.loss, users, histories, items,
-                                              labels)
-                value = float(loss.detach())
+                loss, _, rows = self.loss_module(users, histories, items, labels, cfg.loss,
+                                                 weight)
+                value, rows = distributed.batch_loss_value(loss, rows, weight)
                 if not math.isfinite(value):
                     raise TrainingError(
                         f"the training loss is {value} at epoch {epoch}, step {step} of "
@@ -196,11 +199,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def _save(self, path: Path) -> None:
+        if not distributed.is_main():
+            return
         save_checkpoint(path, model=self.model, config=self.config.to_dict(),
                         dataset=self.fingerprint, epoch=self.epoch,
                         optimizer=self.optimizer, state=self.state)
 
     def _write_metrics_log(self) -> None:
+        if not distributed.is_main():
+            return
         atomic_write_jsonl(self.run_dir / "metrics.jsonl", self.state["history"])
 
     def _print_row(self, row: dict[str, Any], best: bool) -> None:
@@ -215,9 +222,10 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until ``epochs`` or early stopping, then test the best checkpoint."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json",
-                          {**self.config.to_dict(), "dataset_fingerprint": self.fingerprint})
+        if distributed.is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json",
+                              {**self.config.to_dict(), "dataset_fingerprint": self.fingerprint})
         self._write_metrics_log()
         try:
             self._run_epochs()
@@ -228,6 +236,8 @@ class Trainer:
                 f"are saved in {self.last_path}. Resume with: "
                 f"mgnm-pyg train --resume {self.run_dir}"
             ) from None
+        finally:
+            distributed.teardown()
 
     def _run_epochs(self) -> None:
         cfg = self.config
@@ -267,8 +277,9 @@ class Trainer:
     def test(self) -> TrainResult:
         """Evaluate ``best.pt`` on the test split (sampled, and full if asked)."""
         cfg = self.config
-        best = load_checkpoint(self.best_path)
-        load_model_state(self.model, best, self.best_path)
+        if distributed.is_main():  # the other ranks get rank 0's weights
+            load_model_state(self.model, load_checkpoint(self.best_path), self.best_path)
+        distributed.broadcast_module(self.model)
         results, seconds = {}, {}
         for protocol in ("sampled", "full") if cfg.eval_full else ("sampled",):
             start = time.perf_counter()
@@ -276,9 +287,10 @@ class Trainer:
                                          cfg, self.device, progress=self.progress)
             seconds[protocol] = time.perf_counter() - start
         best_epoch = int(self.state["best_epoch"])
-        atomic_write_json(self.run_dir / "test_metrics.json",
-                          {"best_epoch": best_epoch, "select_metric": cfg.select_metric,
-                           **results})
+        if distributed.is_main():
+            atomic_write_json(self.run_dir / "test_metrics.json",
+                              {"best_epoch": best_epoch, "select_metric": cfg.select_metric,
+                               **results})
         self.echo(f"test metrics of the best epoch ({best_epoch}):")
         for protocol, metrics in results.items():
             cells = "  ".join(f"{k}={metrics[k]:.4f}" for k in metric_names(metrics))
