@@ -106,12 +106,13 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
     import numpy as np
     import torch
 
-    from mgnm_pyg.analysis import project_2d, routing, routing_entropy
+    from mgnm_pyg.analysis import project_2d, require_mgnm, routing, routing_entropy
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.training.runs import load_run
     from mgnm_pyg.visualize import interests_figure
 
     run = load_run(run_dir, data=data, device=device)
+    require_mgnm(run.model)
     ds = run.dataset
     lengths = np.diff(ds.offsets)
     candidates = np.flatnonzero(lengths > 0)
@@ -131,10 +132,8 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
         click.echo(f"note: {exc}; the entropy panel is left out", err=True)
         with torch.no_grad():
             vectors = run.model.encode(users, histories).interests.cpu().numpy()
-    b, n_levels, k, d = vectors.shape
-    levels = np.broadcast_to(np.arange(n_levels)[None, :, None], (b, n_levels, k)).ravel()
-    points = project_2d(vectors.reshape(-1, d), projection, seed=seed)
-    fig = interests_figure(points, levels, entropies, k, b, projection)
+    points = project_2d(vectors.reshape(-1, vectors.shape[-1]), projection, seed=seed)
+    fig = interests_figure(points.reshape(*vectors.shape[:3], 2), entropies, projection)
     _save(fig, out, fmt, run_dir / "plots" / f"interests-{projection}")
 
 

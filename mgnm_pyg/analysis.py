@@ -38,6 +38,7 @@ __all__ = [
     "level_features",
     "pooling_comparison",
     "project_2d",
+    "require_mgnm",
     "routing",
     "routing_entropy",
     "run_summary",
@@ -91,9 +92,19 @@ class LevelFeatures:
     mask: np.ndarray  #: ``bool [B, m]`` valid positions
 
 
+def require_mgnm(model: torch.nn.Module) -> None:
+    """A :class:`MGNMError` unless ``model`` is an MGNM (the baselines have no graph)."""
+    from mgnm_pyg.models.mgnm import MGNM
+
+    if not isinstance(model, MGNM):
+        raise MGNMError(f"this run's model is {type(model).__name__}, not MGNM: it has no "
+                        f"graph, levels or interests to show")
+
+
 def _levels(model: torch.nn.Module, users: Tensor, histories: Tensor
             ) -> tuple[list[Tensor], Tensor, Tensor]:
     # The same branches as MGNM.encode, stopping before the interest extractor.
+    require_mgnm(model)
     mask = histories != 0
     x = model.item_embedding(histories)
     b, m, _ = x.shape
@@ -116,6 +127,7 @@ def level_features(model: torch.nn.Module, users: Tensor, histories: Tensor) -> 
     Shapes:
         - users: ``[B]``; histories: ``[B, m]`` (left-aligned, 0-padded)
     """
+    require_mgnm(model)
     if not model.use_graph:
         raise MGNMError("this run was trained without the user-aware graph (use_graph "
                         "false): it has no adjacency to show")
@@ -265,6 +277,9 @@ def pooling_comparison(run_dir: str | Path, metric: str = "ndcg@5", protocol: st
     _, _, k = metric.partition("@")
     ks = (int(k),) if k.isdigit() else (5,)
     run = load_run(run_dir, device=device)
+    if not hasattr(run.model, "level_pooling"):
+        raise MGNMError(f"{run_dir}: its model ({run.config.model!r}) pools no levels; leave "
+                        f"it out or pass --no-pooling")
     saved = run.model.level_pooling
     out = {}
     try:

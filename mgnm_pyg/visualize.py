@@ -96,7 +96,7 @@ def _graph(fig: Any, ax: Any, adj: np.ndarray, numbers: list[int], per_node: int
         ax.text(*(1.13 * xy[p]), str(numbers[p]), ha="center", va="center", fontsize=7)
     rule = (f"every edge with A_ij >= {threshold:g}" if threshold is not None
             else f"each item's {per_node} strongest edges")
-    ax.set_title(f"graph of the same items: {rule} ({len(edges)})\n"
+    ax.set_title(f"graph of the same items: {rule} ({len(edges)} drawn)\n"
                  f"node = item, numbered as the heatmap rows,\n"
                  f"oldest at the top (light), clockwise in time", fontsize=10)
     ax.set_xlim(-1.3, 1.3)
@@ -165,37 +165,41 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
     return fig
 
 
-def interests_figure(points: np.ndarray, levels: np.ndarray,
-                     entropies: Sequence[np.ndarray] | None, n_interests: int,
-                     n_users: int, method: str = "pca") -> Any:
+def interests_figure(points: np.ndarray, entropies: Sequence[np.ndarray] | None,
+                     method: str = "pca") -> Any:
     """2-D projection of interest vectors coloured by level, and routing entropy per level.
 
     Args:
-        points: ``[n, 2]`` projected interest vectors.
-        levels: ``int [n]`` level of each point.
+        points: ``[B, L+1, K, 2]`` projected interest vectors of ``B`` users.
         entropies: per level, the routing entropy of each valid item
             (:func:`~mgnm_pyg.analysis.routing_entropy`); None leaves that panel out.
-        n_interests: ``K`` (the entropy of an even split is ``log K``).
-        n_users: number of users the points come from (for the title).
         method: the projection's name (for the axis labels).
     """
     import matplotlib as mpl
+    from matplotlib.lines import Line2D
 
-    n_levels = int(levels.max()) + 1
+    n_users, n_levels, n_interests = points.shape[:3]
     colours = mpl.colormaps["viridis"](np.linspace(0.0, 0.9, n_levels))
+    markers = "os^Dv<>ph*"
     fig = _figure(13 if entropies is not None else 7, 5.5)
     grid = fig.add_gridspec(1, 2 if entropies is not None else 1)
     ax = _panel(fig.add_subplot(grid[0, 0]), "projection")
     name = method.upper() if method == "pca" else "t-SNE"
     for level in range(n_levels):
-        at = levels == level
-        ax.scatter(points[at, 0], points[at, 1], s=8, alpha=0.6, color=colours[level],
-                   label=f"level {level}" + (" (item embeddings)" if level == 0 else ""))
+        for k in range(n_interests):
+            ax.scatter(points[:, level, k, 0], points[:, level, k, 1], s=10, alpha=0.5,
+                       color=colours[level], marker=markers[k % len(markers)])
+    handles = [Line2D([], [], linestyle="", marker="o", color=colours[level],
+                      label=f"level {level}" + (" (item embeddings)" if level == 0 else ""))
+               for level in range(n_levels)]
+    handles += [Line2D([], [], linestyle="", marker=markers[k % len(markers)], color="grey",
+                       label=f"interest {k + 1}") for k in range(n_interests)]
     ax.set_xlabel(f"{name} component 1")
     ax.set_ylabel(f"{name} component 2")
-    ax.set_title(f"interest vectors of {n_users} users ({n_interests} per level), {name}",
+    ax.set_title(f"interest vectors of {n_users} users: {n_interests} per level, "
+                 f"{n_levels} levels ({name})\ncolour = level, marker = interest capsule",
                  fontsize=10)
-    ax.legend(title="level", markerscale=2, fontsize=8)
+    ax.legend(handles=handles, fontsize=8, ncols=2)
     if entropies is not None:
         ax = _panel(fig.add_subplot(grid[0, 1]), "entropy")
         top = np.log(n_interests) if n_interests > 1 else 1.0

@@ -120,6 +120,10 @@ def test_ablations_without_graph_or_routing_are_named():
         level_features(MGNM(2, 5, dim=4, use_graph=False), users, histories)
     with pytest.raises(MGNMError, match=r"routing is unavailable.*'sum'"):
         routing(MGNM(2, 5, dim=4, extractor="sum"), users, histories)
+    from mgnm_pyg.models import GRU4Rec
+
+    with pytest.raises(MGNMError, match="GRU4Rec, not MGNM"):
+        level_features(GRU4Rec(2, 5), users, histories)
 
 
 def test_routing_entropy_of_known_couplings():
