@@ -46,7 +46,7 @@ def test_toml_keys_accept_dashes_and_underscores(tmp_path):
         ("dim = true\n", "key 'dim' expects int, got bool"),
         ('conv = "sparse"\n', "key 'conv' must be one of dense, mp"),
         ("patience = 0\n", "key 'patience' must be >= 1"),
-        ("[model]\ndim = 3\n", "unknown key 'model'"),
+        ("[optim]\nlr = 3\n", "unknown key 'optim'"),
         ("dim = \n", "not valid TOML"),
     ],
 )
