@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,7 +53,7 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.io import atomic_write_json, atomic_write_text
     from mgnm_pyg.training.runs import resolve_device
-    from mgnm_pyg.training.runtime import BenchOptions, format_markdown, run_benchmark
+    from mgnm_pyg.training.runtime import BenchOptions, run_benchmark
 
     specs = [s for arg in datasets for s in arg.split()] or list(
         QUICK_DATASETS if quick else DEFAULT_DATASETS)
@@ -79,3 +80,51 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
     if markdown is not None:
         atomic_write_text(markdown, table)
         click.echo(f"wrote {markdown}")
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """Two markdown tables (training as in Table 4, then evaluation) with a header line."""
+    dev, st = report["device"], report["settings"]
+    lines = [
+        f"Device: {dev['name']} ({dev['type']}, {dev['threads']} threads, torch "
+        f"{dev['torch']}). K={st['n_interests']} L={st['n_layers']} "
+        f"tau={st['routing_iters']} max_len={st['max_len']}, batch {st['batch_size']} x "
+        f"(1+{st['negatives']}), {st['iters']} timed iterations after {st['warmup']} "
+        "warm-up. Paper: TensorFlow 1.14 on one GPU (Table 4).",
+        "",
+        "| dataset | d | conv | s/iter (median) | iters/epoch | min/epoch | peak memory MB "
+        "| paper s/iter | paper iters/epoch | paper min/epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        paper = r.get("paper", {})
+        for conv, t in r["train"].items():
+            memory = t.get("peak_cuda_mb", t["peak_rss_mb"])
+            lines.append(
+                f"| {r['dataset']} | {r['dim']} | {conv} | {t['seconds_per_iteration']:.4f} "
+                f"| {r['iterations_per_epoch']:,} | {t['minutes_per_epoch']:.2f} "
+                f"| {memory:,.0f} | {_f(paper.get('seconds_per_iteration'), 4)} "
+                f"| {_f(paper.get('iterations_per_epoch'), 0)} "
+                f"| {_f(paper.get('minutes_per_epoch'), 2)} |")
+    lines += ["", "Minutes per epoch = mean s/iter x iterations per epoch (batch lengths vary, "
+              "so the mean, not the median, estimates the epoch); peak memory is CUDA "
+              "max_memory_allocated on a GPU, else the process's peak RSS so far.", ""]
+    evals = [r for r in report["results"] if "eval" in r]
+    if evals:
+        lines += ["| dataset | protocol | conv | records timed | seconds | seconds for the "
+                  "whole test split |", "|---|---|---|---|---|---|"]
+        for r in evals:
+            for protocol, e in r["eval"].items():
+                whole = f"{e['seconds_split']:.1f}" + (" (extrapolated)" if e["extrapolated"]
+                                                       else "")
+                lines.append(f"| {r['dataset']} | {protocol} | {r['eval_conv']} "
+                             f"| {e['records_timed']:,} of {e['records_total']:,} "
+                             f"| {e['seconds']:.2f} | {whole} |")
+        lines += ["", f"Sampled: {st['eval_negatives']} negatives per record; full: every item "
+                  "but the user's history. Extrapolated rows time whole users drawn at "
+                  "random and scale linearly in records.", ""]
+    return "\n".join(lines)

@@ -95,3 +95,24 @@ def test_unknown_dataset_is_a_clean_error():
     r = CliRunner().invoke(main, ["bench", "--datasets", "no-such-data", "--device", "cpu"])
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "unknown dataset 'no-such-data'" in r.output
+
+
+def test_markdown_prints_the_paper_row_beside_ours():
+    from mgnm_pyg.cli.bench import format_markdown
+
+    train = {"seconds_per_iteration": 0.5, "seconds_per_iteration_mean": 0.6,
+             "minutes_per_epoch": 0.6 * 2407 / 60, "peak_rss_mb": 1234.4}
+    report = {
+        "device": {"type": "cpu", "name": "Some CPU", "threads": 2, "torch": "x"},
+        "settings": {"n_interests": 4, "n_layers": 3, "routing_iters": 3, "max_len": 100,
+                     "batch_size": 256, "negatives": 5, "iters": 5, "warmup": 1,
+                     "eval_negatives": 1000},
+        "results": [{"dataset": "synthetic:musical-instruments", "dim": 16,
+                     "iterations_per_epoch": 2407, "train": {"dense": train},
+                     "paper": {"seconds_per_iteration": 0.0598, "iterations_per_epoch": 2373,
+                               "minutes_per_epoch": 2.37}}],
+    }
+    md = format_markdown(report)
+    assert ("| synthetic:musical-instruments | 16 | dense | 0.5000 | 2,407 | 24.07 | 1,234 "
+            "| 0.0598 | 2,373 | 2.37 |") in md
+    assert "Some CPU" in md and "records timed" not in md  # no evaluation table without eval
