@@ -12,6 +12,8 @@ from .options import config_option, data_override_option, run_dir_argument, user
 
 
 def _output_options(func: Callable) -> Callable:
+    func = click.option("--dpi", type=click.IntRange(min=10), default=100, show_default=True,
+                        help="Resolution of a PNG (dots per inch).")(func)
     func = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
                         metavar="FILE", help="Where to write the picture (default: in the "
                         "run folder, or ./compare.FORMAT for compare).")(func)
@@ -27,11 +29,11 @@ def _target(out: Path | None, fmt: str | None, default: Path) -> tuple[Path, str
     return (out if out is not None else default.with_suffix(f".{fmt}")), fmt
 
 
-def _save(fig: Any, out: Path | None, fmt: str | None, default: Path) -> None:
+def _save(fig: Any, out: Path | None, fmt: str | None, dpi: int, default: Path) -> None:
     from mgnm_pyg.visualize import panels, save_figure
 
     path, fmt = _target(out, fmt, default)
-    save_figure(fig, path, fmt)
+    save_figure(fig, path, fmt, dpi=dpi)
     click.echo(f"wrote {path} ({len(panels(fig))} panels)")
 
 
@@ -64,7 +66,7 @@ def visualize() -> None:
 @user_errors
 def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
               threshold: float | None, data: str | None, device: str, out: Path | None,
-              fmt: str | None) -> None:
+              fmt: str | None, dpi: int) -> None:
     """Heatmaps of A and P, the graph, and the routing per level for USER's latest history."""
     from mgnm_pyg.analysis import latest_history, level_features, routing
     from mgnm_pyg.errors import MGNMError
@@ -82,7 +84,7 @@ def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
         routes = None
     fig = user_figure(history, features, routes, max_items=max_items, per_node=edges_per_node,
                       threshold=threshold)
-    _save(fig, out, fmt, run_dir / "plots" / f"adjacency-{_safe(user)}")
+    _save(fig, out, fmt, dpi, run_dir / "plots" / f"adjacency-{_safe(user)}")
 
 
 @visualize.command("interests")
@@ -98,7 +100,7 @@ def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
 @_output_options
 @user_errors
 def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str | None,
-              device: str, out: Path | None, fmt: str | None) -> None:
+              device: str, out: Path | None, fmt: str | None, dpi: int) -> None:
     """Interest vectors of N users at every level in 2-D, and routing entropy per level
 
     (the analogue of the paper's Figures 5-6).
@@ -134,7 +136,7 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
             vectors = run.model.encode(users, histories).interests.cpu().numpy()
     points = project_2d(vectors.reshape(-1, vectors.shape[-1]), projection, seed=seed)
     fig = interests_figure(points.reshape(*vectors.shape[:3], 2), entropies, projection)
-    _save(fig, out, fmt, run_dir / "plots" / f"interests-{projection}")
+    _save(fig, out, fmt, dpi, run_dir / "plots" / f"interests-{projection}")
 
 
 @visualize.command("compare")
@@ -151,7 +153,7 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
 @_output_options
 @user_errors
 def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: bool, device: str,
-            out: Path | None, fmt: str | None) -> None:
+            out: Path | None, fmt: str | None, dpi: int) -> None:
     """A test metric against L, against K, and max- vs sum-pooling, over several runs."""
     from mgnm_pyg.analysis import pooling_comparison, run_summary
     from mgnm_pyg.visualize import compare_figure
@@ -162,4 +164,4 @@ def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: boo
         pooled = {str(run): pooling_comparison(run, metric, protocol, device)
                   for run in run_dirs}
     fig = compare_figure(rows, pooled, metric, protocol)
-    _save(fig, out, fmt, Path("compare"))
+    _save(fig, out, fmt, dpi, Path("compare"))

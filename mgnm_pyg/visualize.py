@@ -58,13 +58,20 @@ def _item_labels(history: UserHistory, start: int) -> list[str]:
     return [f"{first + p}: {history.item_ids[p]}" for p in range(start, len(history.items))]
 
 
+def _ticks(labels: list[str], most: int = 40) -> tuple[np.ndarray, list[str], int]:
+    # Beyond `most` items every n-th one is labelled, so that labels never overlap.
+    step = -(-len(labels) // most)
+    ticks = np.arange(0, len(labels), step)
+    size = 7 if len(labels) <= 20 else 6 if len(labels) <= 30 else 5
+    return ticks, [labels[t] for t in ticks], size
+
+
 def _heatmap(fig: Any, ax: Any, matrix: np.ndarray, labels: list[str], title: str,
              vmax: float | None = None) -> None:
     image = ax.imshow(matrix, cmap="viridis", vmax=vmax, interpolation="nearest")
-    ticks = np.arange(len(labels))
-    size = 7 if len(labels) <= 20 else 5
-    ax.set_xticks(ticks, labels, rotation=90, fontsize=size)
-    ax.set_yticks(ticks, labels, fontsize=size)
+    ticks, shown, size = _ticks(labels)
+    ax.set_xticks(ticks, shown, rotation=90, fontsize=size)
+    ax.set_yticks(ticks, shown, fontsize=size)
     ax.set_xlabel("item j (time order: position in sequence: raw id)")
     ax.set_ylabel("item i (oldest at top)")
     ax.set_title(title, fontsize=10)
@@ -135,7 +142,8 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
     fig.suptitle(f"user {history.user}: what MGNM learned on the latest history ({shown} shown; "
                  f"the model saw the last {m})", fontsize=12)
     _heatmap(fig, _panel(fig.add_subplot(grid[0, 0]), "adjacency"), adj, labels,
-             "user-aware adjacency A (Eq. 1)\nA_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])")
+             "user-aware adjacency A (Eq. 1)\nA_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])\n"
+             f"(values from {adj.min():.4g} to {adj.max():.4g})")
     off_diagonal = prop[~np.eye(len(labels), dtype=bool)]
     vmax = float(off_diagonal.max()) if off_diagonal.size else None
     _heatmap(fig, _panel(fig.add_subplot(grid[0, 1]), "propagation"), prop, labels,
@@ -155,8 +163,8 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
         image = ax.imshow(coupling, cmap="magma", vmin=0.0, vmax=1.0, aspect="auto",
                           interpolation="nearest")
         ax.set_yticks(np.arange(k), [f"interest {i + 1}" for i in range(k)], fontsize=7)
-        ax.set_xticks(np.arange(len(labels)), labels if level == n_levels - 1 else [],
-                      rotation=90, fontsize=5 if len(labels) > 20 else 7)
+        ticks, shown, size = _ticks(labels)
+        ax.set_xticks(ticks, shown if level == n_levels - 1 else [], rotation=90, fontsize=size)
         name = "item embeddings" if level == 0 else f"after graph layer {level}"
         ax.set_title(f"level {level} ({name}): routing of each item to the {k} interests",
                      fontsize=9, loc="left")
