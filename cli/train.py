@@ -1,4 +1,4 @@
-"""``mgnm-pyg train``: train MGNM, validate every epoch, test the best checkpoint."""
+"""``mgnm-pyg train``: train MGNM or a baseline, validate every epoch, test the best checkpoint."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from .options import config_options, explicit_options, user_errors
 @user_errors
 def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file: Path | None,
           progress: bool, **_: object) -> None:
-    """Train MGNM on a dataset (default: the synthetic demo data).
+    """Train MGNM, or a baseline with --model, on a dataset (default: the synthetic demo data).
 
     Every epoch the training negatives are redrawn, the validation split is scored
     (sampled protocol) and the best checkpoint is kept by --select-metric; training stops

@@ -51,8 +51,10 @@ class TrainConfig:
                           "evaluation negatives); kept fixed across training seeds.", "data")
     max_len: int = _opt(100, "Most recent history items kept per record.", "data", minimum=1)
     # which model, and the settings only the baselines read
-    model: str = _opt("mgnm", "Model: MGNM or a baseline (pop, gru4rec, sasrec, comirec-dr); "
-                      "each takes the settings below that it knows.", "models",
+    model: str = _opt("mgnm", "Model: mgnm or a baseline. A model reads only the settings "
+                      "its constructor names: sasrec dim, max_len, n_blocks, n_heads, "
+                      "dropout; gru4rec dim; comirec-dr dim, n_interests, routing_iters.",
+                      "models",
                       choices=("mgnm", "pop", "gru4rec", "sasrec", "comirec-dr"))
     n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
     n_heads: int = _opt(1, "Attention heads (sasrec).", "models", minimum=1)
