@@ -6,12 +6,20 @@ import json
 import math
 import traceback
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from mgnm_pyg.cli import main
 
+from mgnm_pyg.data.sampler import LengthBucketSampler
 from mgnm_pyg.data.store import resolve_dataset
-from mgnm_pyg.training.runtime import EVAL_NEGATIVES, eval_dataset, paper_dim, paper_row
+from mgnm_pyg.training.runtime import (
+    EVAL_NEGATIVES,
+    eval_dataset,
+    paper_dim,
+    paper_row,
+    timed_batches,
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +124,14 @@ def test_markdown_prints_the_paper_row_beside_ours():
     assert ("| synthetic:musical-instruments | 16 | dense | 0.5000 | 2,407 | 24.07 | 1,234 "
             "| 0.0598 | 2,373 | 2.37 |") in md
     assert "Some CPU" in md and "records timed" not in md  # no evaluation table without eval
+
+
+def test_timed_batches_span_the_epoch_from_shortest_to_longest():
+    lengths = np.random.default_rng(0).integers(1, 101, size=1000)
+    sampler = LengthBucketSampler(lengths, 64, shuffle=True, seed=0)
+    widths = sorted(int(lengths[b].max()) for b in sampler.batches())  # 16 batches
+    picked = timed_batches(sampler, iters=5, warmup=2, seed=0)
+    assert len(picked) == 7
+    got = [int(lengths[b].max()) for b in picked]
+    assert got[:2] == [widths[8]] * 2  # warm-up: the median-width batch
+    assert sorted(got[2:]) == [widths[i] for i in (0, 4, 8, 11, 15)]  # linspace(0, 15, 5)
