@@ -90,11 +90,6 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier()
-
-
 def _comm_device() -> torch.device:
     # nccl only moves CUDA tensors; gloo only CPU ones
     if dist.get_backend() == "nccl":
