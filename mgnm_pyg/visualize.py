@@ -52,10 +52,12 @@ def save_figure(fig: Any, path: str | Path, fmt: str = "png", dpi: int = 100) ->
     return Path(path)
 
 
-def _item_labels(history: UserHistory, start: int) -> list[str]:
-    # "position in the user's whole sequence: raw id", oldest first.
+def _item_labels(history: UserHistory, start: int) -> tuple[list[int], list[str]]:
+    # Positions in the user's whole sequence (1 = first item ever), and "position: raw id".
     first = history.n_total - len(history.items) + 1
-    return [f"{first + p}: {history.item_ids[p]}" for p in range(start, len(history.items))]
+    positions = [first + p for p in range(start, len(history.items))]
+    return positions, [f"{first + p}: {history.item_ids[p]}"
+                       for p in range(start, len(history.items))]
 
 
 def _ticks(labels: list[str], most: int = 40) -> tuple[np.ndarray, list[str], int]:
@@ -129,7 +131,7 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
     """
     m = len(history.items)
     start = max(0, m - max_items)
-    labels = _item_labels(history, start)
+    numbers, labels = _item_labels(history, start)
     adj = features.adjacency[0, start:m, start:m]
     prop = features.propagation[0, start:m, start:m]
     n_levels = 0 if routing is None else routing.coupling.shape[1]
@@ -150,7 +152,6 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
              "propagation P = I + D^-1/2 A D^-1/2 (Eq. 3)\n"
              "colours scaled to the off-diagonal\n(the diagonal, >= 1, is off the scale)",
              vmax=vmax)
-    numbers = [history.n_total - m + 1 + p for p in range(start, m)]
     _graph(fig, _panel(fig.add_subplot(grid[0, 2]), "graph"), adj, numbers, per_node,
            threshold)
     if routing is None:
@@ -163,8 +164,9 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
         image = ax.imshow(coupling, cmap="magma", vmin=0.0, vmax=1.0, aspect="auto",
                           interpolation="nearest")
         ax.set_yticks(np.arange(k), [f"interest {i + 1}" for i in range(k)], fontsize=7)
-        ticks, shown, size = _ticks(labels)
-        ax.set_xticks(ticks, shown if level == n_levels - 1 else [], rotation=90, fontsize=size)
+        ticks, tick_labels, size = _ticks(labels)
+        ax.set_xticks(ticks, tick_labels if level == n_levels - 1 else [], rotation=90,
+                      fontsize=size)
         name = "item embeddings" if level == 0 else f"after graph layer {level}"
         ax.set_title(f"level {level} ({name}): routing of each item to the {k} interests",
                      fontsize=9, loc="left")
