@@ -67,7 +67,12 @@ def visualize() -> None:
 def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
               threshold: float | None, data: str | None, device: str, out: Path | None,
               fmt: str | None, dpi: int) -> None:
-    """Heatmaps of A and P, the graph, and the routing per level for USER's latest history."""
+    """A, P, the graph and the routing of one user's latest history.
+
+    Heatmaps of the learned adjacency A (Eq. 1) and the propagation matrix P (Eq. 3), the
+    same items as a graph, and per level how the capsule routing assigns each item to
+    the K interests.
+    """
     from mgnm_pyg.analysis import latest_history, level_features, routing
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.training.runs import load_run
@@ -101,9 +106,10 @@ def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
 @user_errors
 def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str | None,
               device: str, out: Path | None, fmt: str | None, dpi: int) -> None:
-    """Interest vectors of N users at every level in 2-D, and routing entropy per level
+    """Interest vectors by level in 2-D, and the routing entropy.
 
-    (the analogue of the paper's Figures 5-6).
+    The interest vectors of N users at every level, projected to 2-D (the analogue of
+    the paper's Figures 5-6), and how sharply the routing assigns items at each level.
     """
     import numpy as np
     import torch
@@ -154,7 +160,11 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
 @user_errors
 def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: bool, device: str,
             out: Path | None, fmt: str | None, dpi: int) -> None:
-    """A test metric against L, against K, and max- vs sum-pooling, over several runs."""
+    """Several runs: a metric against L, against K, and by pooling.
+
+    Settings come from each run's config.json and the metric from its test_metrics.json;
+    the pooling panel re-evaluates each run with max- and with sum-pooling of the levels.
+    """
     from mgnm_pyg.analysis import pooling_comparison, run_summary
     from mgnm_pyg.visualize import compare_figure
 
