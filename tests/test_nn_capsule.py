@@ -131,3 +131,29 @@ def test_target_attention_matches_loop_and_shared_candidates():
                 assert abs(y[b, level, c] - expected) < 1e-5
     shared = items[0]
     assert torch.allclose(target_attention(q, shared), target_attention(q, shared.expand(2, 6, 5)))
+
+
+def test_route_coupling_sums_to_one_over_interests_at_valid_positions():
+    scn = SequentialCapsuleNetwork(6, n_interests=3, routing_iters=3, use_bilstm=True)
+    h, mask = _batch([2, 5, 1])
+    interests, coupling = scn.route(h, mask)
+    assert coupling.shape == (3, 3, 5)
+    assert torch.allclose(interests, scn(h, mask))
+    sums = coupling.sum(1)
+    assert torch.allclose(sums[mask], torch.ones(int(mask.sum())), atol=1e-6)
+    assert torch.all(sums[~mask] == 0)
+
+
+@pytest.mark.parametrize("name", ["capsule", "sum", "bilstm"])
+def test_interest_activation_none_is_relu_free(name):
+    """With the same weights, relu(interests without activation) = interests with ReLU."""
+    h, mask = _batch([4, 3, 6])
+    torch.manual_seed(0)
+    with_relu = build_extractor(name, 6, 3, interest_activation="relu").eval()
+    torch.manual_seed(0)
+    linear = build_extractor(name, 6, 3, interest_activation="none").eval()
+    raw = linear(h, mask)
+    assert (raw < 0).any()  # without the ReLU, interests take negative values
+    assert torch.allclose(torch.relu(raw), with_relu(h, mask), atol=1e-6)
+    with pytest.raises(ValueError, match="interest_activation"):
+        build_extractor(name, 6, 3, interest_activation="tanh")

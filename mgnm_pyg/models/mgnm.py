@@ -66,6 +66,8 @@ class MGNM(nn.Module):
         share_layer_weight: one ``W`` for all graph layers (SPEC) or one per layer.
         share_capsule_weights: one interest extractor for all levels (SPEC) or one per
             level (then levels are extracted one call each).
+        interest_activation: ``"relu"`` is Eq. 11, ``q_k = ReLU(o_k W'_k)``; ``"none"``
+            drops the ReLU, as the authors' code does (its ``relu_layer=False``).
 
     Choices the paper leaves open:
         - Initialisation as in the authors' code: item embeddings, ``W_k`` and ``W'_k``
@@ -101,6 +103,7 @@ class MGNM(nn.Module):
         extractor: str = "capsule",
         share_layer_weight: bool = True,
         share_capsule_weights: bool = True,
+        interest_activation: str = "relu",
     ) -> None:
         super().__init__()
         if conv not in ("dense", "mp"):
@@ -113,6 +116,7 @@ class MGNM(nn.Module):
             conv=conv, use_graph=use_graph, use_bilstm=use_bilstm,
             level_pooling=level_pooling, extractor=extractor,
             share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
+            interest_activation=interest_activation,
         )
         # Hyperparameters, read in one place.
         self.dim, self.n_interests = dim, n_interests
@@ -129,7 +133,8 @@ class MGNM(nn.Module):
         n_extractors = 1 if share_capsule_weights else self.n_levels
         # build_extractor rejects an unknown extractor name.
         self.extractors = nn.ModuleList(
-            build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm)
+            build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm,
+                            interest_activation)
             for _ in range(n_extractors)
         )
         self.reset_parameters()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "INTEREST_ACTIVATIONS",
     "MaskedBiLSTM",
     "SequentialCapsuleNetwork",
     "packed_lstm",
@@ -30,6 +32,18 @@ def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
     """
     norm2 = (v * v).sum(-1, keepdim=True)
     return v * (norm2 / (1.0 + norm2) / torch.sqrt(norm2 + eps))
+
+
+INTEREST_ACTIVATIONS = ("relu", "none")
+
+
+def interest_activation_fn(name: str) -> Callable[[Tensor], Tensor]:
+    """The map applied to ``o_k W'_k`` in Eq. 11: ``"relu"`` (the paper) or ``"none"``."""
+    if name == "relu":
+        return F.relu
+    if name == "none":
+        return nn.Identity()
+    raise ValueError(f"interest_activation must be one of {INTEREST_ACTIVATIONS}, got {name!r}")
 
 
 def reset_capsule_weight(weight: Tensor, dim: int) -> None:
@@ -162,7 +176,8 @@ class SequentialCapsuleNetwork(nn.Module):
 
     (no logit update after the last iteration; ``c = 0`` at padded ``j``). After the
     first iteration ``Z_k <- Z_k + BiLSTM(Z_k)`` (Eq. 10). Interests are
-    ``q_k = ReLU(o_k W'_k)`` (Eq. 11).
+    ``q_k = ReLU(o_k W'_k)`` (Eq. 11) with ``interest_activation="relu"``, or
+    ``q_k = o_k W'_k`` with ``"none"``.
 
     Non-final iterations see ``Z`` with its gradient stopped, as in the authors' code
     (and MIND/ComiRec), so gradients reach ``Z`` only through the final ``v``.
@@ -177,6 +192,8 @@ class SequentialCapsuleNetwork(nn.Module):
         n_interests: number of capsules ``K`` (default 4).
         routing_iters: ``tau`` (default 3).
         use_bilstm: apply Eq. 10 (False is the "w/o BiLSTM" ablation).
+        interest_activation: ``"relu"`` (Eq. 11) or ``"none"`` (the authors' code
+            applies no ReLU to the interests; see :class:`~mgnm_pyg.models.MGNM`).
         eps: squash epsilon.
 
     Shapes:
@@ -190,9 +207,11 @@ class SequentialCapsuleNetwork(nn.Module):
         n_interests: int = 4,
         routing_iters: int = 3,
         use_bilstm: bool = True,
+        interest_activation: str = "relu",
         eps: float = 1e-9,
     ) -> None:
         super().__init__()
+        self.activation = interest_activation_fn(interest_activation)
         self.dim = dim
         self.n_interests = n_interests
         self.routing_iters = routing_iters
@@ -236,7 +255,7 @@ class SequentialCapsuleNetwork(nn.Module):
             if it == 0 and self.bilstm is not None:
                 lengths = mask.sum(1).repeat_interleave(k)
                 z = z + self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
-        return F.relu(torch.einsum("nkd,kde->nke", out, self.interest_weight)), coupling
+        return self.activation(torch.einsum("nkd,kde->nke", out, self.interest_weight)), coupling
 
     def __repr__(self) -> str:
         return (

@@ -11,7 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .capsule import MaskedBiLSTM, SequentialCapsuleNetwork, reset_capsule_weight
+from .capsule import (
+    MaskedBiLSTM,
+    SequentialCapsuleNetwork,
+    interest_activation_fn,
+    reset_capsule_weight,
+)
 
 __all__ = [
     "EXTRACTORS",
@@ -30,13 +35,14 @@ class _PooledInterests(nn.Module):
         super().__init__()
         self.dim = dim
         self.interest_weight = nn.Parameter(torch.empty(n_interests, dim, dim))
+        self.activation = F.relu  # build_extractor sets the model's interest_activation
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         reset_capsule_weight(self.interest_weight, self.dim)
 
     def forward(self, pooled: Tensor) -> Tensor:
-        return F.relu(torch.einsum("nd,kde->nke", pooled, self.interest_weight))
+        return self.activation(torch.einsum("nd,kde->nke", pooled, self.interest_weight))
 
 
 class SumPoolingExtractor(nn.Module):
@@ -134,11 +140,20 @@ EXTRACTORS: dict[str, type[nn.Module]] = {
 
 
 def build_extractor(
-    name: str, dim: int, n_interests: int, routing_iters: int = 3, use_bilstm: bool = True
+    name: str, dim: int, n_interests: int, routing_iters: int = 3, use_bilstm: bool = True,
+    interest_activation: str = "relu",
 ) -> nn.Module:
-    """Interest extractor by name (``routing_iters``/``use_bilstm`` apply to the SCN only)."""
+    """Interest extractor by name (``routing_iters``/``use_bilstm`` apply to the SCN only;
+    ``interest_activation`` to the extractors that end in ``W'_k`` heads: capsule, sum,
+    bilstm; the attentive poolings have none)."""
     if name not in EXTRACTORS:
         raise ValueError(f"unknown extractor {name!r}; expected one of {sorted(EXTRACTORS)}")
+    activation = interest_activation_fn(interest_activation)  # rejects an unknown name
     if name == "capsule":
-        return SequentialCapsuleNetwork(dim, n_interests, routing_iters, use_bilstm)
-    return EXTRACTORS[name](dim, n_interests)
+        return SequentialCapsuleNetwork(dim, n_interests, routing_iters, use_bilstm,
+                                        interest_activation)
+    extractor = EXTRACTORS[name](dim, n_interests)
+    for module in extractor.modules():
+        if isinstance(module, _PooledInterests):
+            module.activation = activation
+    return extractor

@@ -80,6 +80,9 @@ class TrainConfig:
                           choices=("capsule", "bilstm", "sum", "self_attention", "transformer"))
     share_layer_weight: bool = _opt(True, "One graph weight W shared by all layers.", "model")
     share_capsule_weights: bool = _opt(True, "Capsule weights shared across levels.", "model")
+    interest_activation: str = _opt("relu", "Activation of the interests q_k = act(o_k W'_k): "
+                                    "relu (Eq. 11) or none (the authors' code).", "model",
+                                    choices=("relu", "none"))
     # optimisation
     loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), or the "
                      "softmax cross-entropy over all items (per level for MGNM).", "optim",
