@@ -25,7 +25,8 @@ DEFAULT_DATASETS = ("synthetic:musical-instruments",)
               help="Graph convolution paths to time (repeatable). Default: dense and mp.")
 @click.option("--iters", type=int, default=None, help="Timed iterations [default: 20; 3 quick].")
 @click.option("--warmup", type=int, default=None,
-              help="Untimed warm-up iterations [default: 3; 1 quick].")
+              help="Untimed warm-up iterations, cycling through the batches to be timed so "
+                   "that one-off per-shape costs are excluded [default: --iters].")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
 @click.option("--eval-records", type=int, default=None, metavar="N",
               help="Time evaluation on about N test records (whole users) and extrapolate "
@@ -63,10 +64,11 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
         torch.set_num_threads(threads)
     if eval_records is not None and eval_records < 1:
         raise MGNMError(f"--eval-records must be >= 1, got {eval_records}")
+    n_iters = iters if iters is not None else (3 if quick else 20)
     opts = BenchOptions(
         convs=convs or ("dense", "mp"),
-        iters=iters if iters is not None else (3 if quick else 20),
-        warmup=warmup if warmup is not None else (1 if quick else 3),
+        iters=n_iters,
+        warmup=warmup if warmup is not None else n_iters,
         eval=do_eval,
         eval_records=eval_records if eval_records is not None else (60 if quick else None),
         seed=seed,

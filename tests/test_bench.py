@@ -130,8 +130,9 @@ def test_timed_batches_span_the_epoch_from_shortest_to_longest():
     lengths = np.random.default_rng(0).integers(1, 101, size=1000)
     sampler = LengthBucketSampler(lengths, 64, shuffle=True, seed=0)
     widths = sorted(int(lengths[b].max()) for b in sampler.batches())  # 16 batches
-    picked = timed_batches(sampler, iters=5, warmup=2, seed=0)
-    assert len(picked) == 7
+    picked = timed_batches(sampler, iters=5, warmup=7, seed=0)
+    assert len(picked) == 12
     got = [int(lengths[b].max()) for b in picked]
-    assert got[:2] == [widths[8]] * 2  # warm-up: the median-width batch
-    assert sorted(got[2:]) == [widths[i] for i in (0, 4, 8, 11, 15)]  # linspace(0, 15, 5)
+    assert sorted(got[7:]) == [widths[i] for i in (0, 4, 8, 11, 15)]  # linspace(0, 15, 5)
+    # the warm-up cycles through the timed batches themselves
+    assert [b.tolist() for b in picked[:7]] == [b.tolist() for b in picked[7:] + picked[7:9]]

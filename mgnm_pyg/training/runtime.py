@@ -51,7 +51,7 @@ class BenchOptions:
 
     convs: tuple[str, ...] = ("dense", "mp")
     iters: int = 20
-    warmup: int = 3
+    warmup: int = 20  # untimed; cycles through the timed batches (see timed_batches)
     eval: bool = True
     eval_records: int | None = None  # None: the whole test split
     eval_batch_size: int = 512
@@ -112,15 +112,19 @@ def _sync(device: torch.device) -> None:
 
 
 def timed_batches(sampler, iters: int, warmup: int, seed: int) -> list[np.ndarray]:
-    """``warmup`` copies of the median-width batch, then ``iters`` batches spread evenly
-    (shortest to longest) over the sampler's batches sorted by width, in random order.
-    A split with fewer batches than ``iters`` repeats some.
+    """``warmup`` untimed batches, then ``iters`` timed ones spread evenly (shortest to
+    longest) over the sampler's batches sorted by width, in random order; a split with
+    fewer batches than ``iters`` repeats some.
+
+    The warm-up cycles through the timed batches: the first batch of each width pays
+    one-off costs (the CPU kernels' per-shape set-up, CUDA allocations) that a training
+    run pays once per width, not every epoch; ``warmup >= iters`` excludes them all.
     """
     lengths = sampler.lengths
     by_width = sorted(sampler.batches(), key=lambda b: (int(lengths[b].max()), int(b.min())))
     spread = np.linspace(0, len(by_width) - 1, iters).round().astype(int)
-    order = np.random.default_rng([seed, 3]).permutation(spread)
-    return [by_width[len(by_width) // 2]] * warmup + [by_width[i] for i in order]
+    timed = [by_width[i] for i in np.random.default_rng([seed, 3]).permutation(spread)]
+    return [timed[i % iters] for i in range(warmup)] + timed
 
 
 def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
