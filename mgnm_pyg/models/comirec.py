@@ -31,10 +31,12 @@ class ComiRecDR(SequentialRecommender):
         dim: embedding size ``d``.
         n_interests: number of interests ``K`` (4).
         routing_iters: dynamic-routing iterations (3, ComiRec's default).
+        interest_activation: ``"relu"`` (MGNM's Eq. 11, ``q_k = ReLU(o_k W'_k)``) or
+            ``"none"`` (linear ``W'_k``, closer to ComiRec's code, which has no such layer).
 
     Departures from ComiRec's code: the capsule maps ``W_k`` are shared by all
     positions (ComiRec-DR has one per position and interest) and interests pass
-    MGNM's ``ReLU(o_k W'_k)`` (Eq. 11); routing logits start at zero as in ComiRec-DR.
+    MGNM's ``act(o_k W'_k)`` (Eq. 11); routing logits start at zero as in ComiRec-DR.
     ComiRec trains with a sampled softmax; here it is the package's BCE or full softmax.
 
     Shapes:
@@ -43,13 +45,15 @@ class ComiRecDR(SequentialRecommender):
     """
 
     def __init__(self, n_users: int, n_items: int, dim: int = 16, n_interests: int = 4,
-                 routing_iters: int = 3) -> None:
+                 routing_iters: int = 3, interest_activation: str = "relu") -> None:
         super().__init__()
         self.config = dict(n_users=n_users, n_items=n_items, dim=dim,
-                           n_interests=n_interests, routing_iters=routing_iters)
+                           n_interests=n_interests, routing_iters=routing_iters,
+                           interest_activation=interest_activation)
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.capsules = SequentialCapsuleNetwork(dim, n_interests, routing_iters,
-                                                 use_bilstm=False)
+                                                 use_bilstm=False,
+                                                 interest_activation=interest_activation)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -53,7 +53,8 @@ class TrainConfig:
     # which model, and the settings only the baselines read
     model: str = _opt("mgnm", "Model: mgnm or a baseline. A model reads only the settings "
                       "its constructor names: sasrec dim, max_len, n_blocks, n_heads, "
-                      "dropout; gru4rec dim; comirec-dr dim, n_interests, routing_iters.",
+                      "dropout; gru4rec dim; comirec-dr dim, n_interests, routing_iters, "
+                      "interest_activation.",
                       "models",
                       choices=("mgnm", "pop", "gru4rec", "sasrec", "comirec-dr"))
     n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
