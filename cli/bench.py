@@ -114,7 +114,8 @@ def format_markdown(report: dict[str, Any]) -> str:
                 f"| {_f(paper.get('minutes_per_epoch'), 2)} |")
     lines += ["", "Minutes per epoch = mean s/iter x iterations per epoch (batch lengths vary, "
               "so the mean, not the median, estimates the epoch); peak memory is CUDA "
-              "max_memory_allocated on a GPU, else the process's peak RSS so far.", ""]
+              "max_memory_allocated on a GPU, else the process's peak RSS during the "
+              "measurement (data and model included).", ""]
     evals = [r for r in report["results"] if "eval" in r]
     if evals:
         lines += ["| dataset | protocol | conv | records timed | seconds | seconds for the "

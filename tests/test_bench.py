@@ -45,6 +45,10 @@ def test_report_has_every_column(report):
     for t in row["train"].values():
         assert t["iterations_timed"] == 2
         assert t["seconds_per_iteration"] > 0 and t["peak_rss_mb"] > 0
+        seconds = [x["seconds"] for x in t["timed"]]
+        assert len(seconds) == 2 and min(seconds) > 0
+        assert t["seconds_per_iteration"] == pytest.approx(float(np.median(seconds)))
+        assert t["seconds_per_iteration_mean"] == pytest.approx(float(np.mean(seconds)))
         # the epoch estimate is the mean iteration times the iterations per epoch
         assert t["minutes_per_epoch"] == pytest.approx(
             t["seconds_per_iteration_mean"] * row["iterations_per_epoch"] / 60)

@@ -87,8 +87,29 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or "unknown CPU"
 
 
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS count (Linux: ``5`` to /proc/self/clear_refs resets VmHWM);
+    False where that is not possible (then the peak is the process's lifetime peak).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident memory since :func:`reset_peak_rss` (Linux ``VmHWM``), else the
+    process's lifetime peak (``ru_maxrss``: KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 20) if platform.system() == "Darwin" else peak / 1024
 
@@ -149,7 +170,8 @@ def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
     rng = np.random.default_rng([opts.seed, 1])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times, mean_lengths = [], []
+    peak_reset = reset_peak_rss()
+    times, mean_lengths, widths = [], [], []
     model.train()
     for step, index in enumerate(batches):
         # data preparation sits outside the timed region, as a DataLoader worker would do it
@@ -170,6 +192,7 @@ def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
         if step >= opts.warmup:
             times.append(time.perf_counter() - start)
             mean_lengths.append(float((batch["histories"] != 0).sum(1).float().mean()))
+            widths.append(int(batch["histories"].shape[1]))
     iters_per_epoch = len(sampler)
     median, mean = statistics.median(times), statistics.fmean(times)
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
@@ -182,6 +205,8 @@ def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
         "minutes_per_epoch": mean * iters_per_epoch / 60,
         "minutes_per_epoch_from_median": median * iters_per_epoch / 60,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_since": "this measurement" if peak_reset else "process start",
+        "timed": [{"width": w, "seconds": t} for w, t in zip(widths, times, strict=True)],
     }
     if device.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / (1 << 20)
