@@ -245,6 +245,9 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None
                    metric: str, protocol: str) -> Any:
     """The metric against ``L``, against ``K``, and under max- vs sum-pooling per run.
 
+    Runs with the same ``(L, K)`` are averaged whatever their other settings (seed,
+    epochs); every run is also drawn as a dot.
+
     Args:
         rows: :func:`~mgnm_pyg.analysis.run_summary` of each run.
         pooling: run -> :func:`~mgnm_pyg.analysis.pooling_comparison`, or None (no panel).
@@ -257,11 +260,13 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None
     ax = _panel(fig.add_subplot(grid[0, 0]), "layers")
     _grouped(ax, rows, "n_layers", "n_interests", metric)
     ax.set_xlabel("graph layers L (levels 0..L)")
-    ax.set_title(f"{metric} against the number of levels", fontsize=10)
+    ax.set_title(f"{metric} against the number of levels\n(one line per K: mean over its "
+                 f"runs; dots: single runs)", fontsize=10)
     ax = _panel(fig.add_subplot(grid[0, 1]), "interests")
     _grouped(ax, rows, "n_interests", "n_layers", metric)
     ax.set_xlabel("interests K")
-    ax.set_title(f"{metric} against the number of interests", fontsize=10)
+    ax.set_title(f"{metric} against the number of interests\n(one line per L: mean over its "
+                 f"runs; dots: single runs)", fontsize=10)
     if pooling:
         ax = _panel(fig.add_subplot(grid[0, 2]), "pooling")
         names = [Path(run).name for run in pooling]
@@ -271,6 +276,7 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None
                    label=f"{mode} over levels" + (" (Eq. 15)" if mode == "max" else ""))
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(f"test {metric}")
-        ax.set_title("level pooling at inference, same weights", fontsize=10)
+        ax.set_title("pooling of the level scores at inference\n(each run re-evaluated, same "
+                 "weights)", fontsize=10)
         ax.legend(fontsize=8)
     return fig
