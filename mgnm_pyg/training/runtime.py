@@ -8,9 +8,9 @@ of iterations on batches drawn from the log instead of training a whole epoch.
 One training iteration is what :class:`~mgnm_pyg.training.trainer.Trainer` does per
 batch: forward, backward and an Adam step on ``batch_size`` positives, each with
 ``negatives`` fresh training negatives. The trainer's batches are length-bucketed, so
-their cost varies a lot with their length; the timed batches are therefore spread
-evenly over epoch 1's batches sorted by length (a systematic sample), so that their
-lengths follow the epoch's. The seconds-per-iteration column is their median (as asked
+their cost varies a lot with their length; the timed batches are therefore a
+stratified sample of epoch 1's batches sorted by width (:func:`timed_batches`), so that
+their lengths follow the epoch's. The seconds-per-iteration column is their median (as asked
 for Table 4); the minutes per epoch use their mean, which estimates the epoch's sum.
 
 Evaluation is timed on the test split: sampled (1000 negatives per record, SPEC) and
@@ -133,9 +133,11 @@ def _sync(device: torch.device) -> None:
 
 
 def timed_batches(sampler, iters: int, warmup: int, seed: int) -> list[np.ndarray]:
-    """``warmup`` untimed batches, then ``iters`` timed ones spread evenly (shortest to
-    longest) over the sampler's batches sorted by width, in random order; a split with
-    fewer batches than ``iters`` repeats some.
+    """``warmup`` untimed batches, then ``iters`` timed ones in random order: the sampler's
+    batches sorted by width are cut into ``iters`` equal strata and the middle batch of
+    each is timed (stratified sampling), so the timed mean estimates the epoch's mean
+    without over-weighting the rare longest batches; a split with fewer batches than
+    ``iters`` repeats some.
 
     The warm-up cycles through the timed batches: the first batch of each width pays
     one-off costs (the CPU kernels' per-shape set-up, CUDA allocations) that a training
@@ -143,7 +145,7 @@ def timed_batches(sampler, iters: int, warmup: int, seed: int) -> list[np.ndarra
     """
     lengths = sampler.lengths
     by_width = sorted(sampler.batches(), key=lambda b: (int(lengths[b].max()), int(b.min())))
-    spread = np.linspace(0, len(by_width) - 1, iters).round().astype(int)
+    spread = ((np.arange(iters) + 0.5) * len(by_width) / iters).astype(int)
     timed = [by_width[i] for i in np.random.default_rng([seed, 3]).permutation(spread)]
     return [timed[i % iters] for i in range(warmup)] + timed
 
