@@ -171,7 +171,10 @@ def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: boo
     rows = [run_summary(run, metric, protocol) for run in run_dirs]
     pooled = None
     if pooling:
-        pooled = {str(run): pooling_comparison(run, metric, protocol, device)
-                  for run in run_dirs}
+        pooled = {}
+        for run in run_dirs:
+            pooled[str(run)] = values = pooling_comparison(run, metric, protocol, device)
+            click.echo(f"{run}: {metric} max-pooled {values['max']:.4f}, "
+                       f"sum-pooled {values['sum']:.4f}")
     fig = compare_figure(rows, pooled, metric, protocol)
     _save(fig, out, fmt, dpi, Path("compare"))

@@ -271,10 +271,13 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None
         ax = _panel(fig.add_subplot(grid[0, 2]), "pooling")
         names = [Path(run).name for run in pooling]
         x = np.arange(len(names))
-        for shift, mode in ((-0.2, "max"), (0.2, "sum")):
-            ax.bar(x + shift, [pooling[run][mode] for run in pooling], width=0.4,
-                   label=f"{mode} over levels" + (" (Eq. 15)" if mode == "max" else ""))
+        values = np.array([[pooling[run]["max"], pooling[run]["sum"]] for run in pooling])
+        # Paired dots on an axis fitted to the values: the two poolings often differ little.
+        ax.vlines(x, values.min(1), values.max(1), color="lightgrey", zorder=1)
+        ax.scatter(x, values[:, 0], s=50, marker="o", zorder=2, label="max over levels (Eq. 15)")
+        ax.scatter(x, values[:, 1], s=50, marker="s", zorder=2, label="sum over levels")
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_ylabel(f"test {metric}")
         ax.set_title("pooling of the level scores at inference\n(each run re-evaluated, same "
                  "weights)", fontsize=10)
