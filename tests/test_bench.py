@@ -8,6 +8,7 @@ import traceback
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from mgnm_pyg.cli import main
 
@@ -26,10 +27,14 @@ from mgnm_pyg.training.runtime import (
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     out, md = folder / "bench.json", folder / "bench.md"
-    r = CliRunner().invoke(main, ["bench", "--quick", "--datasets", "synthetic:tiny",
-                                  "--device", "cpu", "--iters", "2", "--warmup", "1",
-                                  "--eval-records", "40", "--out", str(out),
-                                  "--markdown", str(md)])
+    threads = torch.get_num_threads()  # --threads sets it for the whole process
+    try:
+        r = CliRunner().invoke(main, ["bench", "--quick", "--datasets", "synthetic:tiny",
+                                      "--device", "cpu", "--threads", "1", "--iters", "2",
+                                      "--warmup", "1", "--eval-records", "40",
+                                      "--out", str(out), "--markdown", str(md)])
+    finally:
+        torch.set_num_threads(threads)
     assert r.exit_code == 0, r.output + "".join(traceback.format_exception(*r.exc_info))
     return json.loads(out.read_text()), md.read_text(), r.output
 
@@ -38,6 +43,7 @@ def test_report_has_every_column(report):
     data, _, _ = report
     assert set(data) == {"device", "settings", "paper_table4", "results"}
     assert data["device"]["type"] == "cpu" and data["device"]["name"]
+    assert data["device"]["threads"] == 1
     assert data["paper_table4"]["toys"]["iterations_per_epoch"] == 13202
     (row,) = data["results"]
     assert row["dataset"] == "synthetic:tiny" and row["dim"] == 16

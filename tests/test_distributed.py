@@ -60,6 +60,17 @@ def _worker(rank: int, port: int, out: str) -> None:
     Trainer(config, Path(out, "ddp"), progress=False, echo=lambda _: None).fit()  # tears down
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread here too: with the spawned ranks on a 2-core machine, more threads
+    oversubscribe the cores and every step waits on spinning threads.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def spawned(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("spawned")
