@@ -45,7 +45,7 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
             raise click.UsageError("--out and --resume exclude each other")
         changes = {**(load_toml(config_file) if config_file else {}), **explicit}
         trainer = Trainer.resume(resume, changes, progress=progress, echo=click.echo)
-        click.echo(f"resuming {resume} after epoch {trainer.epoch}")
+        trainer.echo(f"resuming {resume} after epoch {trainer.epoch}")
     else:
         config = build_config(explicit, config_file)
         run_dir = out if out is not None else default_run_dir(config)
@@ -53,8 +53,8 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
             raise click.UsageError(
                 f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         trainer = Trainer(config, run_dir, progress=progress, echo=click.echo)
-        click.echo(f"training on {config.data} ({trainer.dataset.n_users} users, "
-                   f"{trainer.dataset.n_items} items) on {trainer.device}; run folder {run_dir}")
+        trainer.echo(f"training on {config.data} ({trainer.dataset.n_users} users, "
+                     f"{trainer.dataset.n_items} items) on {trainer.device}; run folder {run_dir}")
     try:
         trainer.fit()
     except TrainingInterrupted as exc:
