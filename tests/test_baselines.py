@@ -191,6 +191,11 @@ def test_evaluate_and_recommend_rebuild_the_baseline(tiny, tmp_path):
     seen = {str(i) for i in tiny.item_ids[tiny.sequence(3)]}
     assert len(rec.items) == 5 and not seen & set(rec.items)
     assert rec.scores == sorted(rec.scores, reverse=True)
+    # It does not use the user: a new user with the same history gets the same list.
+    history = [str(i) for i in tiny.item_ids[tiny.sequence(3)]]
+    new_user = recommend(run, "someone-new", k=5, history=history)
+    assert not new_user.known_user
+    assert new_user.items == rec.items and new_user.scores == pytest.approx(rec.scores)
 
 
 def test_a_checkpoint_without_the_model_field_loads_as_mgnm(tiny, tmp_path):

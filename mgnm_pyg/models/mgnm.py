@@ -212,6 +212,15 @@ class MGNM(nn.Module):
         """Scores ``[B, C]`` of items ``[B, C]`` (or ``[C]``, shared) for each history."""
         return self.pool_levels(self.score(self.encode(users, histories).interests, items))
 
+    def regularization(self, enc: MGNMEncoding) -> tuple[Tensor, dict[str, Tensor]]:
+        r"""Eq. 17's regularisers: :math:`\theta_1 \sum |A| + \theta_2 \sum_p \|p\|^2`.
+
+        Returns the sum and ``{"l1": ..., "l2": ...}`` (used by every training loss).
+        """
+        l1 = self.theta1 * enc.adjacency.abs().sum()
+        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
+        return l1 + l2, {"l1": l1, "l2": l2}
+
     def loss(
         self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor
     ) -> tuple[Tensor, dict[str, float]]:
@@ -228,9 +237,9 @@ class MGNM(nn.Module):
         bce = F.binary_cross_entropy_with_logits(
             levels, labels.to(levels.dtype).unsqueeze(1).expand_as(levels), reduction="sum"
         )
-        l1 = self.theta1 * enc.adjacency.abs().sum()
-        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
-        total = bce + l1 + l2
+        reg, parts = self.regularization(enc)
+        l1, l2 = parts["l1"], parts["l2"]
+        total = bce + reg
         # One host transfer for all logged numbers.
         values = (torch.stack([bce, l1, l2, total]).detach() / labels.numel()).tolist()
         return total, dict(zip(("bce", "l1", "l2", "total"), values, strict=True))

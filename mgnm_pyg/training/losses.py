@@ -54,20 +54,13 @@ def softmax_cross_entropy(level_scores: Tensor, targets: Tensor) -> Tensor:
 
 
 def regularization(model: nn.Module, encoding, like: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """The model's regularisers for this batch: its own ``regularization(encoding)``, or
-    Eq. 17 for a model carrying ``theta1``/``theta2`` and an ``adjacency`` (MGNM), or a
-    zero like ``like``.
+    """The model's regularisers for this batch: its own ``regularization(encoding)``
+    (MGNM: Eq. 17), or a zero like ``like``.
     """
     own = getattr(model, "regularization", None)
     if own is not None:
         return own(encoding)
-    theta1, theta2 = getattr(model, "theta1", None), getattr(model, "theta2", None)
-    adjacency = getattr(encoding, "adjacency", None)
-    if theta1 is None or theta2 is None or adjacency is None:
-        return like.new_zeros(()), {}
-    l1 = theta1 * adjacency.abs().sum()
-    l2 = theta2 * sum(p.pow(2).sum() for p in model.parameters())
-    return l1 + l2, {"l1": l1, "l2": l2}
+    return like.new_zeros(()), {}
 
 
 def full_softmax_loss(model: nn.Module, users: Tensor, histories: Tensor,

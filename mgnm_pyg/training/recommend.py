@@ -45,20 +45,23 @@ class Recommendation:
                                     for i, s in zip(self.items, self.scores, strict=True)]}
 
 
-def _user_embedding(model: torch.nn.Module, n_users: int) -> torch.nn.Embedding:
-    """The model's user table: the embedding with ``n_users`` rows (preferring a 'user' name)."""
+def _user_embedding(model: torch.nn.Module, n_users: int) -> torch.nn.Embedding | None:
+    """The model's user table: the embedding with ``n_users`` rows (preferring a 'user'
+    name), or None for a model that does not use the user (the sequential baselines)."""
     tables = [(name, m) for name, m in model.named_modules()
               if isinstance(m, torch.nn.Embedding) and m.num_embeddings == n_users]
     tables.sort(key=lambda nm: "user" not in nm[0].lower())
-    if not tables:
-        raise MGNMError("the model has no user embedding table; cannot score a new user")
-    return tables[0][1]
+    return tables[0][1] if tables else None
 
 
 @contextlib.contextmanager
 def _mean_user(model: torch.nn.Module, n_users: int) -> Iterator[None]:
-    """Temporarily make user 0's row the mean of all trained user rows."""
+    """Temporarily make user 0's row the mean of all trained user rows (nothing to do for
+    a model without a user table: its scores depend on the history alone)."""
     table = _user_embedding(model, n_users)
+    if table is None:
+        yield
+        return
     saved = table.weight.data[0].clone()
     table.weight.data[0] = table.weight.data.mean(0)
     try:
