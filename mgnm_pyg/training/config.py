@@ -106,6 +106,12 @@ class TrainConfig:
     eval_batch_size: int = _opt(512, "Records per evaluation batch.", "runtime", minimum=1)
     eval_full: bool = _opt(True, "Also evaluate the test split by full ranking at the end.",
                            "runtime")
+    amp: bool = _opt(False, "bf16 autocast of the training forward pass, for GPUs (allowed "
+                     "on the CPU, where it is usually slower); evaluation stays fp32.",
+                     "runtime")
+    compile: bool = _opt(False, "torch.compile the model's encoder (for GPUs; the first "
+                         "batches compile, which takes a minute or more; falls back to "
+                         "eager with a warning if compilation fails).", "runtime")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import atomic_write_json, atomic_write_jsonl
-from mgnm_pyg.training import distributed
+from mgnm_pyg.training import acceleration, distributed
 from mgnm_pyg.training.checkpoint import (
     check_dataset,
     checkpoint_path,
@@ -42,6 +42,9 @@ from mgnm_pyg.training.runs import build_model, evaluate, load_data, metric_name
 
 # Settings that may change when a run is resumed; the others define the run.
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full")
+# The loss is read on the host (finiteness check, progress bar) every this many steps
+# and at the end of the epoch: a read waits for the GPU, so not every step.
+LOSS_CHECK_EVERY = 50
 VALID_KS = (5,)
 TEST_KS = (5, 10, 20)
 
@@ -90,6 +93,8 @@ class Trainer:
         self.dataset = dataset if dataset is not None else load_data(config)
         self.fingerprint = dataset_fingerprint(self.dataset)
         self.model = build_model(config, self.dataset).to(self.device)
+        if config.compile:
+            acceleration.compile_encode(self.model, warn=self.echo)
         # A model without trainable parameters (popularity) takes no optimiser steps.
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
@@ -161,7 +166,8 @@ class Trainer:
         torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
 
         self.model.train()
-        total_loss, total_rows, seen = 0.0, 0, 0
+        window: list[tuple[torch.Tensor, float]] = []  # (loss, rows) since the last check
+        total_loss, total_rows, seen = 0.0, 0.0, 0
         start = time.perf_counter()
         bar = tqdm(total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
@@ -169,33 +175,49 @@ class Trainer:
             for step, index in enumerate(sampler, start=1):
                 index, weight = distributed.batch_slice(index)  # this rank's records
                 batch = dense_batch(data, records, index, cfg.max_len, candidates=candidates)
-                users = batch["users"].to(self.device)
-                histories = batch["histories"].to(self.device)
-                items = batch["candidates"].to(self.device)
+                users = acceleration.to_device(batch["users"], self.device)
+                histories = acceleration.to_device(batch["histories"], self.device)
+                items = acceleration.to_device(batch["candidates"], self.device)
                 labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
                 labels[:, 0] = 1.0
-                loss, _, rows = self.loss_module(users, histories, items, labels, cfg.loss,
-                                                 weight)
-                value, rows = distributed.batch_loss_value(loss, rows, weight)
-                if not math.isfinite(value):
-                    raise TrainingError(
-                        f"the training loss is {value} at epoch {epoch}, step {step} of "
-                        f"{len(sampler)}; training stopped. The last good checkpoint is "
-                        f"{self.last_path} (epoch {self.epoch}); try a lower --lr."
-                    )
+                with acceleration.autocast(self.device, cfg.amp):
+                    loss, _, rows = self.loss_module(users, histories, items, labels,
+                                                     cfg.loss, weight)
                 if self.optimizer is not None:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
-                total_loss += value
-                total_rows += rows
+                window.append((loss.detach(), rows * weight))
                 seen += len(index)
-                rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{total_loss / total_rows:.4f}", rec_s=f"{rate:.0f}")
                 bar.update(1)
+                if step % LOSS_CHECK_EVERY == 0 or step == len(sampler):
+                    for at, (value, n) in enumerate(self._global_losses(window)):
+                        if not math.isfinite(value):
+                            raise TrainingError(
+                                f"the training loss is {value} at epoch {epoch}, step "
+                                f"{step - len(window) + 1 + at} of {len(sampler)}; training "
+                                f"stopped. The last good checkpoint is {self.last_path} "
+                                f"(epoch {self.epoch}); try a lower --lr.")
+                        total_loss += value
+                        total_rows += n
+                    window.clear()
+                    rate = seen / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix(loss=f"{total_loss / max(total_rows, 1):.4f}",
+                                    rec_s=f"{rate:.0f}")
         finally:
             bar.close()
         return total_loss / max(total_rows, 1)
+
+    def _global_losses(self, window: list[tuple[torch.Tensor, float]]) -> list[tuple[float, float]]:
+        """Each step's global loss sum and row count, with one host transfer (and, under
+        torchrun, one all-reduce) for the whole window; every rank gets the same values,
+        so a NaN on one rank stops them all at the same step."""
+        losses = torch.stack([v.double() for v, _ in window])
+        rows = torch.tensor([n for _, n in window], dtype=torch.float64, device=losses.device)
+        both = torch.stack([losses, rows])
+        if distributed.is_distributed():
+            both = distributed.all_reduce(both / distributed.world_size())
+        return [tuple(pair) for pair in both.T.tolist()]
 
     # ------------------------------------------------------------------ the run
     def _save(self, path: Path) -> None:
