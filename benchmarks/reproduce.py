@@ -1,0 +1,132 @@
+"""The paper's Tables 2 and 3 and Figures 3, 4 and 7: one command each.
+
+    python benchmarks/reproduce.py table2 --data toys --seeds 5 --epochs 30
+    python benchmarks/reproduce.py table3 --data toys --seeds 5 --epochs 30
+    python benchmarks/reproduce.py figures --data toys --seeds 5 --epochs 30
+    python benchmarks/reproduce.py table2 --data synthetic:tiny --quick    # smoke check
+
+Every (table, variant, seed) trains in ``--out-dir/<table>/<variant>-seed<s>``; finished
+runs are reused and interrupted ones resumed, so a command can be stopped and run again.
+The code is in :mod:`mgnm_pyg.reproduce`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from mgnm_pyg.cli.options import user_errors
+
+
+def _common(func: Callable) -> Callable:
+    options = [
+        click.option("--data", default="toys", show_default=True, metavar="SPEC",
+                     help="Dataset: a prepared NAME (toys: mgnm-pyg prepare ... --name toys), "
+                          "a PATH, or synthetic:PRESET."),
+        click.option("--seeds", type=click.IntRange(min=1), default=None,
+                     help="Runs per row, seeds 0..N-1 [default: 5; 2 with --quick]."),
+        click.option("--epochs", type=click.IntRange(min=1), default=None,
+                     help="Most epochs per run (early stopping on validation still applies) "
+                          "[default: the train default; 1 with --quick]."),
+        click.option("--quick", is_flag=True,
+                     help="2 seeds, 1 epoch, d=8, batch 128 (and a smaller figure grid): a "
+                          "smoke check of the whole path, not a result."),
+        click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("runs/reproduce"), show_default=True,
+                     help="Root of the run folders (shared by the three commands)."),
+        click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, metavar="FILE.md",
+                     help="Markdown report [default: OUT_DIR/<command>.md]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     show_default=True),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="torch CPU threads (default: torch's; 1 is faster on a busy "
+                          "machine)."),
+        click.option("--progress/--no-progress", default=False, show_default=True,
+                     help="Progress bars per epoch."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _plan(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
+          device: str, threads: int | None, progress: bool) -> Any:
+    from mgnm_pyg.reproduce import QUICK_SEEDS, Plan
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    n = seeds if seeds is not None else (QUICK_SEEDS if quick else 5)
+    return Plan(data=data, seeds=list(range(n)), out_dir=out_dir, epochs=epochs, quick=quick,
+                device=device, progress=progress)
+
+
+def _write(report: dict[str, Any], out_dir: Path, name: str, markdown: Path | None) -> None:
+    from mgnm_pyg.io import atomic_write_json, atomic_write_text
+
+    md = markdown if markdown is not None else out_dir / f"{name}.md"
+    click.echo("\n" + report["markdown"])
+    atomic_write_text(md, report["markdown"])
+    atomic_write_json(out_dir / f"{name}.json", {k: v for k, v in report.items()
+                                                 if k != "markdown"})
+    click.echo(f"wrote {md} and {out_dir / f'{name}.json'}")
+
+
+@click.group("reproduce")
+def reproduce() -> None:
+    """Train the runs behind the paper's tables and figures, and report ours beside theirs."""
+
+
+def _table_command(table: str, help_text: str) -> None:
+    @reproduce.command(table, help=help_text)
+    @_common
+    @user_errors
+    def command(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
+                markdown: Path | None, device: str, threads: int | None,
+                progress: bool) -> None:
+        from mgnm_pyg.reproduce import reproduce_table
+
+        plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
+        _write(reproduce_table(table, plan, echo=click.echo), out_dir, table, markdown)
+
+
+_table_command("table2", "Table 2: MGNM, pop, gru4rec, sasrec, comirec-dr; GAUC, NDCG@5, "
+               "HIT@5, MRR@5 (sampled and full ranking), mean ± std, paired t-tests.")
+_table_command("table3", "Table 3: MGNM against w/o UGCN, w/o L1Norm, w/o BiLSTM, w/o "
+               "MaxPool and the SCN replaced by self-attention, a Transformer, a BiLSTM, sum.")
+
+
+@reproduce.command("figures")
+@_common
+@click.option("--metric", default="ndcg@5", show_default=True,
+              help="Test metric drawn (gauc, ndcg@5, hit@5, mrr@5).")
+@click.option("--protocol", type=click.Choice(["sampled", "full"]), default="sampled",
+              show_default=True)
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Picture (png, svg or pdf) [default: OUT_DIR/figures.png].")
+@user_errors
+def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
+            markdown: Path | None, device: str, threads: int | None, progress: bool,
+            metric: str, protocol: str, figure: Path | None) -> None:
+    """Figures 3 (against L = 0..4), 4 (against K = 1..8) and 7 (max vs sum pooling)."""
+    from mgnm_pyg import reproduce as rp
+    from mgnm_pyg.visualize import save_figure
+
+    plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
+    grids = ((rp.QUICK_FIGURE_LAYERS, rp.QUICK_FIGURE_INTERESTS) if quick
+             else (rp.FIGURE_LAYERS, rp.FIGURE_INTERESTS))
+    fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo)
+    path = figure if figure is not None else out_dir / "figures.png"
+    fmt = path.suffix.lstrip(".").lower()
+    save_figure(fig, path, fmt if fmt in ("png", "svg", "pdf") else "png")
+    report["markdown"] += f"\nPicture: {path}\n"
+    _write(report, out_dir, "figures", markdown)
+
+
+if __name__ == "__main__":
+    reproduce(prog_name="benchmarks/reproduce.py")

@@ -1,0 +1,272 @@
+"""The paper's Tables 2 and 3 and Figures 3, 4 and 7 as sets of training runs.
+
+Tian et al., "When Multi-Level Meets Multi-Interest: A Multi-Grained Neural Model for
+Sequential Recommendation", SIGIR 2022. Every (table, variant, seed) is one
+:class:`~mgnm_pyg.training.trainer.Trainer` run in ``OUT/<table>/<variant>-seed<s>``; a
+finished run (``test_metrics.json``) is reused, an interrupted one resumed from
+``checkpoints/last.pt``. The markdown and the p-values are made by
+:mod:`mgnm_pyg.reproduce_report`.
+
+The reference MGNM (SPEC defaults, L=3, K=4, max-pooling) is trained once, in
+``table2/mgnm-seed<s>``: Table 3's full model and the figures' L=3 / K=4 points reuse it,
+and Figure 7's sum-pooled runs are Table 3's "w/o MaxPool" runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.training.config import TrainConfig, config_from_dict
+
+Echo = Callable[[str], None]
+METRICS = ("gauc", "ndcg@5", "hit@5", "mrr@5")
+REFERENCE = "mgnm"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a table (or point of a figure): settings changed from the defaults.
+
+    ``home`` is the table whose folder holds the runs (another table's, where shared).
+    """
+
+    name: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    home: str = ""
+
+
+_MGNM = Variant(REFERENCE, "MGNM", {}, "table2")
+_SUM_POOLED = Variant("wo-maxpool", "w/o MaxPool", {"level_pooling": "sum"}, "table3")
+
+TABLES: dict[str, list[Variant]] = {
+    "table2": [
+        _MGNM,
+        Variant("pop", "Pop", {"model": "pop"}),
+        Variant("gru4rec", "GRU4Rec", {"model": "gru4rec"}),
+        Variant("sasrec", "SASRec", {"model": "sasrec"}),
+        Variant("comirec-dr", "ComiRec-DR", {"model": "comirec-dr"}),
+    ],
+    "table3": [
+        _MGNM,
+        Variant("wo-ugcn", "w/o UGCN", {"use_graph": False}),
+        Variant("wo-l1norm", "w/o L1Norm", {"theta1": 0.0}),
+        Variant("wo-bilstm", "w/o BiLSTM", {"use_bilstm": False}),
+        _SUM_POOLED,
+        Variant("scn-selfatt", "SCN -> SelfAtt", {"extractor": "self_attention"}),
+        Variant("scn-transformer", "SCN -> Transformer", {"extractor": "transformer"}),
+        Variant("scn-bilstm", "SCN -> BiLSTM", {"extractor": "bilstm"}),
+        Variant("scn-sum", "SCN -> sum", {"extractor": "sum"}),
+    ],
+}
+
+# Figure 3: L = 0..4 at K = 4; Figure 4: K = 1..8 at L = 3 (the paper's ranges).
+FIGURE_LAYERS = (0, 1, 2, 3, 4)
+FIGURE_INTERESTS = (1, 2, 3, 4, 5, 6, 7, 8)
+QUICK_FIGURE_LAYERS = (1, 3)
+QUICK_FIGURE_INTERESTS = (2, 4)
+
+# --quick: small enough for a test on synthetic:tiny (2 seeds, 1 epoch, d=8).
+QUICK_SEEDS, QUICK_EPOCHS = 2, 1
+QUICK_SETTINGS = {"dim": 8, "batch_size": 128}
+
+
+def figure_variants(layers: tuple[int, ...], interests: tuple[int, ...]
+                    ) -> tuple[list[Variant], list[Variant]]:
+    """(runs drawn against L and K, runs compared under max- and sum-pooling)."""
+    default = TrainConfig()
+    grid = [_MGNM]
+    grid += [Variant(f"L{n}", f"L={n}", {"n_layers": n}, "figures")
+             for n in layers if n != default.n_layers]
+    grid += [Variant(f"K{k}", f"K={k}", {"n_interests": k}, "figures")
+             for k in interests if k != default.n_interests]
+    return grid, [_MGNM, _SUM_POOLED]
+
+
+@dataclass
+class Plan:
+    """Settings shared by every run of one command."""
+
+    data: str
+    seeds: list[int]
+    out_dir: Path
+    epochs: int | None = None
+    quick: bool = False
+    device: str = "auto"
+    progress: bool = False
+
+    def config(self, variant: Variant, seed: int) -> TrainConfig:
+        values: dict[str, Any] = {"data": self.data, "device": self.device, "seed": seed}
+        if self.quick:
+            values.update(QUICK_SETTINGS, epochs=QUICK_EPOCHS)
+        if self.epochs is not None:
+            values["epochs"] = self.epochs
+        return TrainConfig(**{**values, **variant.overrides})
+
+    def reference(self) -> TrainConfig:
+        """The reference MGNM's settings (first seed)."""
+        return self.config(_MGNM, self.seeds[0])
+
+    def run_dir(self, table: str, variant: Variant, seed: int) -> Path:
+        return self.out_dir / (variant.home or table) / f"{variant.name}-seed{seed}"
+
+
+def _defining(config: dict[str, Any]) -> dict[str, Any]:
+    from mgnm_pyg.training.trainer import RESUMABLE_CHANGES
+
+    return {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+
+
+def _check_same_run(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
+    """The saved ``config.json``, after checking it defines the run asked for."""
+    path = run_dir / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MGNMError(f"{path}: cannot read the run's settings ({exc})") from exc
+    saved.pop("dataset_fingerprint", None)
+    saved = config_from_dict(saved, where=str(path)).to_dict()
+    want, have = _defining(config.to_dict()), _defining(saved)
+    diff = sorted(k for k in want if want[k] != have.get(k))
+    if diff:
+        cells = ", ".join(f"{k}={have.get(k)!r} (asked {want[k]!r})" for k in diff)
+        raise MGNMError(f"{run_dir} holds a different run: {cells}; use another --out-dir "
+                        f"or delete the folder")
+    return saved
+
+
+class RunCache:
+    """Trains, resumes or reuses runs; loads each dataset once."""
+
+    def __init__(self, plan: Plan, echo: Echo = print) -> None:
+        self.plan, self.echo = plan, echo
+        self.datasets: dict[tuple, Any] = {}
+        self.counts = {"trained": 0, "resumed": 0, "reused": 0}
+        self.seen: dict[Path, dict[str, Any]] = {}  # runs met earlier in this command
+
+    def _dataset(self, config: TrainConfig) -> Any:
+        from mgnm_pyg.training.runs import load_data
+
+        key = (config.data, config.max_len, config.data_seed)
+        if key not in self.datasets:
+            self.datasets[key] = dataset = load_data(config)
+            options = dataset.card.get("options", {})
+            if (options.get("split"), options.get("n_eval_negatives")) != ("per-user", 1000):
+                self.echo(f"note: {config.data} is split {options.get('split')!r} with "
+                          f"{options.get('n_eval_negatives')} evaluation negatives; the "
+                          f"paper's protocol is per-user 7:1:2 with 1000")
+        return self.datasets[key]
+
+    def ensure(self, run_dir: Path, config: TrainConfig, what: str) -> dict[str, Any]:
+        """The run's ``test_metrics.json``, training or resuming the run first if needed."""
+        from mgnm_pyg.training.checkpoint import checkpoint_path
+        from mgnm_pyg.training.trainer import RESUMABLE_CHANGES, Trainer
+
+        if run_dir in self.seen:
+            return self.seen[run_dir]
+        metrics_path = run_dir / "test_metrics.json"
+        if metrics_path.is_file():
+            _check_same_run(run_dir, config)
+            self.counts["reused"] += 1
+            self.echo(f"{what}: done already ({run_dir})")
+        else:
+            if checkpoint_path(run_dir, "last.pt").is_file():
+                _check_same_run(run_dir, config)
+                changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
+                trainer = Trainer.resume(run_dir, changes, progress=self.plan.progress,
+                                         echo=self.echo)
+                self.counts["resumed"] += 1
+                self.echo(f"{what}: resuming {run_dir} after epoch {trainer.epoch}")
+            else:
+                trainer = Trainer(config, run_dir, dataset=self._dataset(config),
+                                  progress=self.plan.progress, echo=self.echo)
+                self.counts["trained"] += 1
+                self.echo(f"{what}: training in {run_dir}")
+            start = time.perf_counter()
+            trainer.fit()
+            self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
+        try:
+            self.seen[run_dir] = json.loads(metrics_path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MGNMError(f"{metrics_path}: not a readable test_metrics.json ({exc})") from exc
+        return self.seen[run_dir]
+
+
+def epoch_seconds(run_dir: Path) -> float:
+    """Seconds of the run's epochs (training and validation) from ``metrics.jsonl``."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return 0.0
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return float(sum(r.get("timing", {}).get("seconds", 0.0) for r in rows))
+
+
+def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCache
+                 ) -> dict[str, Any]:
+    """Every (variant, seed) run of ``table``: their test metrics and folders."""
+    results: dict[str, Any] = {}
+    total = len(variants) * len(plan.seeds)
+    done = 0
+    for variant in variants:
+        runs = []
+        for seed in plan.seeds:
+            done += 1
+            run_dir = plan.run_dir(table, variant, seed)
+            what = f"[{table} {done}/{total}] {variant.label} seed {seed}"
+            metrics = cache.ensure(run_dir, plan.config(variant, seed), what)
+            runs.append({"seed": seed, "run_dir": str(run_dir), "test": metrics,
+                         "epoch_seconds": epoch_seconds(run_dir)})
+        results[variant.name] = {"label": variant.label, "runs": runs}
+    return results
+
+
+def reproduce_table(table: str, plan: Plan, echo: Echo = print) -> dict[str, Any]:
+    """Train (or reuse) every run of Table 2 or 3; the report of :func:`table_report`."""
+    from mgnm_pyg.reproduce_report import table_report
+
+    if table not in TABLES:
+        raise MGNMError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+    start = time.perf_counter()
+    cache = RunCache(plan, echo)
+    results = run_variants(table, TABLES[table], plan, cache)
+    return table_report(table, plan, results, time.perf_counter() - start, cache.counts)
+
+
+def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampled",
+                      layers: tuple[int, ...] = FIGURE_LAYERS,
+                      interests: tuple[int, ...] = FIGURE_INTERESTS,
+                      echo: Echo = print) -> tuple[Any, dict[str, Any]]:
+    """Figures 3, 4 and 7 in one picture of :func:`~mgnm_pyg.visualize.compare_figure`.
+
+    Figure 7 re-evaluates each max-pooled and each sum-pooled run with the other pooling
+    (:func:`~mgnm_pyg.analysis.pooling_comparison`), so both trainings are compared
+    under both poolings. Returns (figure, report).
+    """
+    from mgnm_pyg.analysis import pooling_comparison, run_summary
+    from mgnm_pyg.reproduce_report import figure_report
+    from mgnm_pyg.visualize import compare_figure
+
+    start = time.perf_counter()
+    cache = RunCache(plan, echo)
+    grid, pooled = figure_variants(layers, interests)
+    grid_runs = run_variants("figures", grid, plan, cache)
+    pooled_runs = run_variants("figures", pooled, plan, cache)
+    rows = [run_summary(r["run_dir"], metric, protocol)
+            for v in grid_runs.values() for r in v["runs"]]
+    pooling = {}
+    for variant in pooled_runs.values():
+        for r in variant["runs"]:
+            pooling[r["run_dir"]] = pooling_comparison(r["run_dir"], metric, protocol,
+                                                       plan.device)
+    fig = compare_figure(rows, pooling, metric, protocol)
+    epoch_total = sum(r["epoch_seconds"] for group in (grid_runs, pooled_runs)
+                      for v in group.values() for r in v["runs"])
+    report = figure_report(plan, metric, protocol, rows, pooling,
+                           time.perf_counter() - start, cache.counts, epoch_total)
+    return fig, report

@@ -1,0 +1,191 @@
+"""Markdown and JSON reports of :mod:`mgnm_pyg.reproduce`: ours beside the paper's numbers.
+
+Our cells are the mean ± sample standard deviation (``ddof=1``) over seeds; the paper
+reports "mean and std over 5 runs" without saying which std. Each row is compared with
+MGNM by a two-sided paired t-test over seeds (:func:`mgnm_pyg.stats.paired_t_test`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from mgnm_pyg.stats import mean_std, paired_t_test
+
+METRIC_LABELS = {"gauc": "GAUC", "ndcg@5": "NDCG@5", "hit@5": "HIT@5", "mrr@5": "MRR@5"}
+PROTOCOLS = {
+    "sampled": "Sampled protocol (the paper's: each test record against its persisted "
+               "sampled negatives, 1000 when prepared as in the paper)",
+    "full": "Full ranking (every item but the user's history; no paper numbers)",
+}
+_T2 = ("gauc", "ndcg@5", "hit@5", "mrr@5")
+
+
+def _row(*values: float) -> dict[str, float]:
+    return dict(zip(_T2, values, strict=True))
+
+
+# Paper, Table 2 (GAUC, NDCG@5, HIT@5, MRR@5). SURGE and TGSRec are not implemented here.
+PAPER_TABLE2: dict[str, dict[str, dict[str, float]]] = {
+    "toys": {
+        "gru4rec": _row(0.6624, 0.0840, 0.1278, 0.0697),
+        "comirec-dr": _row(0.6681, 0.1131, 0.1597, 0.0978),
+        "SURGE": _row(0.7863, 0.0930, 0.1353, 0.0791),
+        "TGSRec": _row(0.7915, 0.1410, 0.2027, 0.1164),
+        "mgnm": _row(0.8078, 0.1611, 0.2231, 0.1408),
+    },
+    "musical-instruments": {
+        "gru4rec": _row(0.6498, 0.0619, 0.1049, 0.0478),
+        "comirec-dr": _row(0.6647, 0.1091, 0.1541, 0.0943),
+        "SURGE": _row(0.6902, 0.1056, 0.1494, 0.0913),
+        "TGSRec": _row(0.7759, 0.0946, 0.1653, 0.0729),
+        "mgnm": _row(0.7480, 0.1057, 0.1658, 0.1021),
+    },
+}
+# Paper, Table 3: ablations on Toys (GAUC, NDCG@5 only).
+PAPER_TABLE3: dict[str, dict[str, dict[str, float]]] = {"toys": {
+    "mgnm": {"gauc": 0.8078, "ndcg@5": 0.1611},
+    "wo-ugcn": {"gauc": 0.7499, "ndcg@5": 0.0929},
+    "wo-l1norm": {"gauc": 0.7757, "ndcg@5": 0.1306},
+    "wo-bilstm": {"gauc": 0.6743, "ndcg@5": 0.1205},
+    "wo-maxpool": {"gauc": 0.8491, "ndcg@5": 0.0980},
+    "scn-selfatt": {"gauc": 0.6724, "ndcg@5": 0.0791},
+}}
+PAPER = {"table2": PAPER_TABLE2, "table3": PAPER_TABLE3}
+TITLES = {"table2": "Table 2: MGNM against the baselines",
+          "table3": "Table 3: MGNM against its ablations"}
+
+
+def paper_dataset(data: str) -> str:
+    """The paper's dataset whose numbers sit beside ours: Musical Instruments or Toys."""
+    name = data.lower()
+    return "musical-instruments" if ("musical" in name or "instrument" in name) else "toys"
+
+
+def _cell(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _p_cell(p: float, diff: float) -> str:
+    if math.isnan(p):
+        return "—"
+    return f"{p:.2g} ({diff:+.4f})"
+
+
+def summarize(results: dict[str, Any], reference: str = "mgnm",
+              metrics: Sequence[str] = _T2) -> dict[str, Any]:
+    """Per protocol, variant and metric: values by seed, mean, std, and the t-test."""
+    ref_runs = results[reference]["runs"]
+    out: dict[str, Any] = {}
+    for protocol in PROTOCOLS:
+        if not all(protocol in r["test"] for v in results.values() for r in v["runs"]):
+            continue
+        table: dict[str, Any] = {}
+        for name, variant in results.items():
+            cells = {}
+            for metric in metrics:
+                values = [float(r["test"][protocol][metric]) for r in variant["runs"]]
+                mean, std = mean_std(values)
+                cell = {"values": values, "mean": mean, "std": std}
+                if name != reference:
+                    ref = [float(r["test"][protocol][metric]) for r in ref_runs]
+                    test = paired_t_test(ref, values)
+                    cell.update(t=test.t, p=test.p, mean_difference=test.mean_difference)
+                cells[metric] = cell
+            table[name] = cells
+        out[protocol] = table
+    return out
+
+
+def _timing_line(seconds: float, counts: dict[str, int], epoch_seconds: float) -> str:
+    n = sum(counts.values())
+    return (f"Time: {seconds:.1f} s for this command ({n} runs: {counts['trained']} trained, "
+            f"{counts['resumed']} resumed, {counts['reused']} reused); the runs' epochs "
+            f"took {epoch_seconds:.1f} s in all (training + validation, metrics.jsonl).")
+
+
+def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict[str, Any],
+                   seconds: float, counts: dict[str, int]) -> str:
+    """Ours (mean ± std) beside the paper, then the p-values, per protocol."""
+    dataset = paper_dataset(plan.data)
+    paper = PAPER[table].get(dataset, {})
+    labels = [METRIC_LABELS[m] for m in _T2]
+    seeds = plan.seeds
+    epochs = plan.reference().epochs
+    lines = [f"## {TITLES[table]} (data `{plan.data}`)", "",
+             f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) per row, up to {epochs} "
+             f"epochs each{' (--quick)' if plan.quick else ''}; mean ± sample std over seeds. "
+             f"Paper: {TITLES[table].split(':')[0]}, {dataset}, sampled protocol.", ""]
+    for protocol, rows in summary.items():
+        with_paper = protocol == "sampled"
+        head = [f"{m} | paper" if with_paper else m for m in labels]
+        lines += [f"### {PROTOCOLS[protocol]}", "", "| method | " + " | ".join(head) + " |",
+                  "|---" * (1 + len(labels) * (2 if with_paper else 1)) + "|"]
+        for name, cells in rows.items():
+            row = [results[name]["label"]]
+            for metric in _T2:
+                ours = f"{_cell(cells[metric]['mean'])} ± {_cell(cells[metric]['std'])}"
+                row.append(ours)
+                if with_paper:
+                    row.append(_cell(paper.get(name, {}).get(metric)))
+            lines.append("| " + " | ".join(row) + " |")
+        if with_paper:
+            for name, values in paper.items():
+                if name not in rows:
+                    lines.append(f"| {name} (paper only, not implemented) | "
+                                 + " | ".join(f"— | {_cell(values.get(m))}" for m in _T2) + " |")
+        lines += ["", "Paired t-test of MGNM against each row, paired by seed: two-sided p "
+                  "(MGNM's mean minus the row's).", "",
+                  "| method | " + " | ".join(labels) + " |", "|---" * (1 + len(labels)) + "|"]
+        for name, cells in rows.items():
+            if "p" in cells[_T2[0]]:
+                lines.append(f"| {results[name]['label']} | " + " | ".join(
+                    _p_cell(cells[m]["p"], cells[m]["mean_difference"]) for m in _T2) + " |")
+        lines.append("")
+    epoch_total = sum(r["epoch_seconds"] for v in results.values() for r in v["runs"])
+    lines += [_timing_line(seconds, counts, epoch_total), ""]
+    return "\n".join(lines)
+
+
+def table_report(table: str, plan: Any, results: dict[str, Any], seconds: float,
+                 counts: dict[str, int]) -> dict[str, Any]:
+    """JSON-able report of one table; ``markdown`` holds the text."""
+    summary = summarize(results)
+    return {"table": table, "data": plan.data, "seeds": plan.seeds, "quick": plan.quick,
+            "seconds": seconds, "counts": counts, "paper_dataset": paper_dataset(plan.data),
+            "results": results, "summary": summary,
+            "markdown": table_markdown(table, plan, results, summary, seconds, counts)}
+
+
+def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int) -> list[str]:
+    groups: dict[int, list[float]] = {}
+    for r in rows:
+        if r[fixed] == fixed_value:
+            groups.setdefault(r[key], []).append(r["value"])
+    out = []
+    for value in sorted(groups):
+        mean, std = mean_std(groups[value])
+        out.append(f"| {value} | {_cell(mean)} ± {_cell(std)} | {len(groups[value])} |")
+    return out
+
+
+def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
+                  pooling: dict[str, dict[str, float]], seconds: float,
+                  counts: dict[str, int], epoch_total: float) -> dict[str, Any]:
+    """The values behind Figures 3, 4 and 7, as markdown tables and JSON."""
+    ref = plan.reference()
+    lines = [f"## Figures 3, 4 and 7 (data `{plan.data}`, test {metric}, {protocol} protocol)",
+             "", f"Figure 3: against L (K={ref.n_interests})", "",
+             "| L | mean ± std | runs |", "|---|---|---|",
+             *_grouped(rows, "n_layers", "n_interests", ref.n_interests), "",
+             f"Figure 4: against K (L={ref.n_layers})", "", "| K | mean ± std | runs |",
+             "|---|---|---|", *_grouped(rows, "n_interests", "n_layers", ref.n_layers), "",
+             "Figure 7: each run evaluated with max- and with sum-pooling of its levels", "",
+             "| run | max | sum |", "|---|---|---|"]
+    lines += [f"| {run} | {_cell(v['max'])} | {_cell(v['sum'])} |" for run, v in pooling.items()]
+    lines += ["", _timing_line(seconds, counts, epoch_total), ""]
+    return {"data": plan.data, "metric": metric, "protocol": protocol, "rows": rows,
+            "pooling": pooling, "seconds": seconds, "counts": counts,
+            "markdown": "\n".join(lines)}
+
