@@ -33,6 +33,11 @@ DEFAULT_DATASETS = ("synthetic:musical-instruments",)
                    "to the split [default: all; 60 quick].")
 @click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
               help="Also time sampled (1000 negatives) and full-ranking evaluation.")
+@click.option("--amp", is_flag=True,
+              help="bf16 autocast of the timed forward passes (for GPUs), as train --amp.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the encoder, as train --compile; compilation falls in the "
+                   "warm-up (give --warmup >= --iters).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE.json", help="Write the report as JSON.")
@@ -42,7 +47,8 @@ DEFAULT_DATASETS = ("synthetic:musical-instruments",)
 @user_errors
 def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters: int | None,
           warmup: int | None, threads: int | None, eval_records: int | None, do_eval: bool,
-          seed: int, out: Path | None, markdown: Path | None, quick: bool) -> None:
+          amp: bool, compile_: bool, seed: int, out: Path | None, markdown: Path | None,
+          quick: bool) -> None:
     """Time training iterations (Table 4's columns) and evaluation, at SPEC's settings.
 
     d is 40 for micro-video and 16 otherwise; everything else is the training defaults
@@ -53,6 +59,7 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
 
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.io import atomic_write_json, atomic_write_text
+    from mgnm_pyg.training.config import TrainConfig
     from mgnm_pyg.training.runs import resolve_device
     from mgnm_pyg.training.runtime import BenchOptions, run_benchmark
 
@@ -72,6 +79,7 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
         eval=do_eval,
         eval_records=eval_records if eval_records is not None else (60 if quick else None),
         seed=seed,
+        config=TrainConfig(amp=amp, compile=compile_),
     )
     report = run_benchmark(specs, opts, resolve_device(device), echo=click.echo)
     table = format_markdown(report)
@@ -82,6 +90,11 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
     if markdown is not None:
         atomic_write_text(markdown, table)
         click.echo(f"wrote {markdown}")
+
+
+def _runtime_flags(settings: dict[str, Any]) -> str:
+    flags = [name for name in ("amp", "compile") if settings.get(name)]
+    return f" ({', '.join(flags)})" if flags else ""
 
 
 def _f(value: float | None, digits: int) -> str:
@@ -96,7 +109,7 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"{dev['torch']}). K={st['n_interests']} L={st['n_layers']} "
         f"tau={st['routing_iters']} max_len={st['max_len']}, batch {st['batch_size']} x "
         f"(1+{st['negatives']}), {st['iters']} timed iterations after {st['warmup']} "
-        "warm-up. Paper: TensorFlow 1.14 on one GPU (Table 4).",
+        f"warm-up{_runtime_flags(st)}. Paper: TensorFlow 1.14 on one GPU (Table 4).",
         "",
         "| dataset | d | conv | s/iter (median) | iters/epoch | min/epoch | peak memory MB "
         "| paper s/iter | paper iters/epoch | paper min/epoch |",
