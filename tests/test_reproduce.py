@@ -1,0 +1,217 @@
+"""benchmarks/reproduce.py: the t-test, and the table/figure commands on synthetic:tiny."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mgnm_pyg.reproduce import TABLES, Plan
+from mgnm_pyg.stats import (
+    mean_std,
+    paired_t_test,
+    regularized_incomplete_beta,
+    student_t_two_sided_p,
+)
+from mgnm_pyg.training.config import TrainConfig
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
+MODELS = ("MGNM", "Pop", "GRU4Rec", "SASRec", "ComiRec-DR")
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("reproduce_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reproduce
+
+
+@pytest.fixture
+def one_thread():
+    # Two torch threads oversubscribe the shared 2-core machine (see test_bench.py).
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+# ---------------------------------------------------------------- statistics
+def _p_df1(t: float) -> float:  # Student t with 1 df is the Cauchy distribution
+    return 1.0 - 2.0 / math.pi * math.atan(abs(t))
+
+
+def _p_df2(t: float) -> float:  # closed form of the t CDF with 2 df
+    return 1.0 - abs(t) / math.sqrt(2.0 + t * t)
+
+
+@pytest.mark.parametrize(("t", "df", "p"), [
+    (2.776, 4, 0.05), (12.706, 1, 0.05), (4.303, 2, 0.05), (2.228, 10, 0.05),
+    (4.604, 4, 0.01), (1.960, 10**6, 0.05), (0.0, 3, 1.0),
+])
+def test_t_p_value_matches_the_tables(t, df, p):
+    assert student_t_two_sided_p(t, df) == pytest.approx(p, abs=2e-4)
+    assert student_t_two_sided_p(-t, df) == student_t_two_sided_p(t, df)
+
+
+@pytest.mark.parametrize("t", [0.1, 0.7, 1.0, 2.5, 9.0, 60.0])
+def test_t_p_value_equals_closed_forms(t):
+    assert student_t_two_sided_p(t, 1) == pytest.approx(_p_df1(t), rel=1e-10, abs=1e-14)
+    assert student_t_two_sided_p(t, 2) == pytest.approx(_p_df2(t), rel=1e-10, abs=1e-14)
+
+
+def test_incomplete_beta_closed_forms():
+    rng = np.random.default_rng(0)
+    for x, a, b in zip(rng.uniform(size=20), rng.uniform(0.2, 20, 20), rng.uniform(0.2, 20, 20),
+                       strict=True):
+        assert regularized_incomplete_beta(1, 1, x) == pytest.approx(x, rel=1e-12)
+        assert regularized_incomplete_beta(a, 1, x) == pytest.approx(x**a, rel=1e-10)
+        assert regularized_incomplete_beta(1, b, x) == pytest.approx(1 - (1 - x) ** b, rel=1e-10)
+        # symmetry I_x(a, b) = 1 - I_{1-x}(b, a)
+        assert regularized_incomplete_beta(a, b, x) == pytest.approx(
+            1 - regularized_incomplete_beta(b, a, 1 - x), abs=1e-12)
+    with pytest.raises(ValueError, match="x must lie"):
+        regularized_incomplete_beta(1, 1, 1.5)
+
+
+def test_paired_t_test_against_a_direct_computation():
+    rng = np.random.default_rng(1)
+    for n, closed_form in ((2, _p_df1), (3, _p_df2)):
+        for _ in range(10):
+            a, b = rng.normal(size=n), rng.normal(size=n)
+            diffs = list(a - b)
+            t = statistics.mean(diffs) / (statistics.stdev(diffs) / math.sqrt(n))
+            out = paired_t_test(a, b)
+            assert out.t == pytest.approx(t, rel=1e-12)
+            assert out.df == n - 1
+            assert out.p == pytest.approx(closed_form(t), rel=1e-9)
+            assert out.mean_difference == pytest.approx(statistics.mean(diffs))
+
+
+def test_paired_t_test_against_scipy_when_installed():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(2)
+    for n in (2, 4, 5, 9, 30):
+        a = rng.normal(size=n)
+        b = a + rng.normal(0.2, 0.5, size=n)
+        ours, ref = paired_t_test(a, b), stats.ttest_rel(a, b)
+        assert ours.t == pytest.approx(ref.statistic, rel=1e-10)
+        assert ours.p == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-15)
+
+
+def test_paired_t_test_degenerate_cases():
+    assert math.isnan(paired_t_test([0.3], [0.1]).p)  # one pair: undefined
+    same = paired_t_test([0.2, 0.4], [0.2, 0.4])
+    assert (same.t, same.p) == (0.0, 1.0)
+    shifted = paired_t_test([0.5, 0.75], [0.25, 0.5])  # every difference is +0.25
+    assert (shifted.t, shifted.p) == (math.inf, 0.0)
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+
+
+# ---------------------------------------------------------------- variants
+def test_each_ablation_changes_one_setting_of_the_reference():
+    plan = Plan(data="synthetic:tiny", seeds=[0], out_dir=Path("x"))
+    ref = plan.config(TABLES["table3"][0], 0).to_dict()
+    assert ref == TrainConfig(data="synthetic:tiny", seed=0).to_dict()
+    expected = {"wo-ugcn": {"use_graph": False}, "wo-l1norm": {"theta1": 0.0},
+                "wo-bilstm": {"use_bilstm": False}, "wo-maxpool": {"level_pooling": "sum"},
+                "scn-selfatt": {"extractor": "self_attention"},
+                "scn-transformer": {"extractor": "transformer"},
+                "scn-bilstm": {"extractor": "bilstm"}, "scn-sum": {"extractor": "sum"}}
+    got = {}
+    for variant in TABLES["table3"][1:]:
+        cfg = plan.config(variant, 0).to_dict()
+        got[variant.name] = {k: v for k, v in cfg.items() if ref[k] != v}
+    assert got == expected
+    models = [plan.config(v, 3).model for v in TABLES["table2"]]
+    assert models == ["mgnm", "pop", "gru4rec", "sasrec", "comirec-dr"]
+    # Table 3's full model is Table 2's MGNM run, not a second copy of it
+    assert plan.run_dir("table3", TABLES["table3"][0], 1) == Path("x/table2/mgnm-seed1")
+
+
+# ---------------------------------------------------------------- commands
+def _mtimes(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.name in ("test_metrics.json", "last.pt", "best.pt")}
+
+
+def test_table2_quick_writes_the_table_reuses_and_resumes(tmp_path, one_thread):
+    cli, out = _cli(), tmp_path / "runs"
+    args = ["table2", "--data", "synthetic:tiny", "--quick", "--device", "cpu",
+            "--out-dir", str(out), "--markdown", str(tmp_path / "t2.md")]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "10 trained, 0 resumed, 0 reused" in first.output
+    md = (tmp_path / "t2.md").read_text()
+    sampled, full = md.split("### Full ranking")
+    for model in MODELS:  # a row of means in both protocols, a p-value row for baselines
+        assert sampled.count(f"| {model} | ") == (1 if model == "MGNM" else 2)
+        assert full.count(f"| {model} | ") == (1 if model == "MGNM" else 2)
+    assert "| MGNM | " in sampled and "| 0.8078 |" in sampled  # paper's Toys GAUC beside ours
+
+    # the p-values are those of a paired t-test on the seeds' values (2 seeds: 1 df)
+    report = json.loads((out / "table2.json").read_text())
+    for protocol in ("sampled", "full"):
+        ref = [r["test"][protocol]["ndcg@5"] for r in report["results"]["mgnm"]["runs"]]
+        for name, variant in report["results"].items():
+            values = [r["test"][protocol]["ndcg@5"] for r in variant["runs"]]
+            assert [r["seed"] for r in variant["runs"]] == [0, 1]
+            cell = report["summary"][protocol][name]["ndcg@5"]
+            assert cell["mean"] == pytest.approx(sum(values) / 2)
+            if name == "mgnm":
+                continue
+            d = [x - y for x, y in zip(ref, values, strict=True)]
+            if d[0] != d[1]:
+                t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(2))
+                assert cell["p"] == pytest.approx(_p_df1(t), rel=1e-9)
+                assert f"{cell['p']:.2g} ({cell['mean_difference']:+.4f})" in md
+
+    before = _mtimes(out)
+    assert len([p for p in before if p.endswith("test_metrics.json")]) == 10
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "0 trained, 0 resumed, 10 reused" in again.output
+    assert _mtimes(out) == before  # nothing retrained, nothing re-tested
+
+    run = out / "table2" / "gru4rec-seed1"
+    saved = json.loads((run / "test_metrics.json").read_text())
+    (run / "test_metrics.json").unlink()
+    resumed = CliRunner().invoke(cli, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "0 trained, 1 resumed, 9 reused" in resumed.output
+    assert f"resuming {run} after epoch 1" in resumed.output
+    assert json.loads((run / "test_metrics.json").read_text()) == saved
+    assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns == before[
+        str(run / "checkpoints" / "last.pt")]
+
+    # a folder that holds other settings is refused, naming the folder and the setting
+    other = CliRunner().invoke(cli, [a for a in args if a != "--quick"] + ["--seeds", "1"])
+    assert other.exit_code == 1
+    assert "mgnm-seed0 holds a different run" in other.output and "dim=8" in other.output
+
+
+def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(_cli(), [
+        "figures", "--data", "synthetic:tiny", "--quick", "--seeds", "1", "--device", "cpu",
+        "--out-dir", str(out), "--figure", str(tmp_path / "f.png")])
+    assert result.exit_code == 0, result.output
+    assert "4 trained, 0 resumed, 0 reused" in result.output  # MGNM, L=1, K=2, sum-pooled
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    report = json.loads((out / "figures.json").read_text())
+    points = sorted((r["n_layers"], r["n_interests"]) for r in report["rows"])
+    assert points == [(1, 4), (3, 2), (3, 4)]
+    assert sorted(Path(p).name for p in report["pooling"]) == ["mgnm-seed0",
+                                                              "wo-maxpool-seed0"]
+    # the max-pooled value of the reference run is the metric its training run reported
+    ref = json.loads((out / "table2" / "mgnm-seed0" / "test_metrics.json").read_text())
+    pooled = report["pooling"][str(out / "table2" / "mgnm-seed0")]
+    assert pooled["max"] == pytest.approx(ref["sampled"]["ndcg@5"], abs=1e-12)
+    md = (out / "figures.md").read_text()
+    assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
