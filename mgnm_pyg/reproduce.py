@@ -166,15 +166,17 @@ class RunCache:
     def ensure(self, run_dir: Path, config: TrainConfig, what: str) -> dict[str, Any]:
         """The run's ``test_metrics.json``, training or resuming the run first if needed."""
         from mgnm_pyg.training.checkpoint import checkpoint_path
-        from mgnm_pyg.training.trainer import RESUMABLE_CHANGES, Trainer
+        from mgnm_pyg.training.trainer import RESUMABLE_CHANGES, Trainer, TrainingInterrupted
 
         if run_dir in self.seen:
             return self.seen[run_dir]
         metrics_path = run_dir / "test_metrics.json"
         if metrics_path.is_file():
-            _check_same_run(run_dir, config)
+            saved = _check_same_run(run_dir, config)
             self.counts["reused"] += 1
-            self.echo(f"{what}: done already ({run_dir})")
+            note = ("" if saved["epochs"] == config.epochs
+                    else f"; trained with at most {saved['epochs']} epochs, not retrained")
+            self.echo(f"{what}: done already ({run_dir}{note})")
         else:
             if checkpoint_path(run_dir, "last.pt").is_file():
                 _check_same_run(run_dir, config)
@@ -189,7 +191,11 @@ class RunCache:
                 self.counts["trained"] += 1
                 self.echo(f"{what}: training in {run_dir}")
             start = time.perf_counter()
-            trainer.fit()
+            try:
+                trainer.fit()
+            except TrainingInterrupted as exc:
+                raise TrainingInterrupted(f"{exc}; running this command again resumes it as "
+                                          f"well") from None
             self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
         try:
             self.seen[run_dir] = json.loads(metrics_path.read_text())
@@ -198,13 +204,13 @@ class RunCache:
         return self.seen[run_dir]
 
 
-def epoch_seconds(run_dir: Path) -> float:
-    """Seconds of the run's epochs (training and validation) from ``metrics.jsonl``."""
+def epoch_log(run_dir: Path) -> tuple[int, float]:
+    """(epochs run, their seconds of training and validation) from ``metrics.jsonl``."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
-        return 0.0
+        return 0, 0.0
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return float(sum(r.get("timing", {}).get("seconds", 0.0) for r in rows))
+    return len(rows), float(sum(r.get("timing", {}).get("seconds", 0.0) for r in rows))
 
 
 def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCache
@@ -220,8 +226,9 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
             run_dir = plan.run_dir(table, variant, seed)
             what = f"[{table} {done}/{total}] {variant.label} seed {seed}"
             metrics = cache.ensure(run_dir, plan.config(variant, seed), what)
+            epochs, seconds = epoch_log(run_dir)
             runs.append({"seed": seed, "run_dir": str(run_dir), "test": metrics,
-                         "epoch_seconds": epoch_seconds(run_dir)})
+                         "epochs": epochs, "epoch_seconds": seconds})
         results[variant.name] = {"label": variant.label, "runs": runs}
     return results
 
@@ -265,8 +272,9 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
             pooling[r["run_dir"]] = pooling_comparison(r["run_dir"], metric, protocol,
                                                        plan.device)
     fig = compare_figure(rows, pooling, metric, protocol)
-    epoch_total = sum(r["epoch_seconds"] for group in (grid_runs, pooled_runs)
-                      for v in group.values() for r in v["runs"])
+    seconds_by_run = {r["run_dir"]: r["epoch_seconds"] for group in (grid_runs, pooled_runs)
+                      for v in group.values() for r in v["runs"]}
+    epoch_total = sum(seconds_by_run.values())
     report = figure_report(plan, metric, protocol, rows, pooling,
                            time.perf_counter() - start, cache.counts, epoch_total)
     return fig, report

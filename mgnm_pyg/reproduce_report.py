@@ -112,11 +112,15 @@ def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict
     paper = PAPER[table].get(dataset, {})
     labels = [METRIC_LABELS[m] for m in _T2]
     seeds = plan.seeds
-    epochs = plan.reference().epochs
+    runs = [r for v in results.values() for r in v["runs"]]
+    ran = sorted({r["epochs"] for r in runs})
+    best = sorted({int(r["test"].get("best_epoch", 0)) for r in runs})
     lines = [f"## {TITLES[table]} (data `{plan.data}`)", "",
-             f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) per row, up to {epochs} "
-             f"epochs each{' (--quick)' if plan.quick else ''}; mean ± sample std over seeds. "
-             f"Paper: {TITLES[table].split(':')[0]}, {dataset}, sampled protocol.", ""]
+             f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) per row"
+             f"{' (--quick)' if plan.quick else ''}; epochs run {ran[0]}-{ran[-1]}, best "
+             f"(validation {plan.reference().select_metric}) {best[0]}-{best[-1]}; mean ± "
+             f"sample std over seeds. Paper: {TITLES[table].split(':')[0]}, {dataset}, "
+             f"sampled protocol.", ""]
     for protocol, rows in summary.items():
         with_paper = protocol == "sampled"
         head = [f"{m} | paper" if with_paper else m for m in labels]

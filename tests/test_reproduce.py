@@ -154,6 +154,7 @@ def test_table2_quick_writes_the_table_reuses_and_resumes(tmp_path, one_thread):
         assert sampled.count(f"| {model} | ") == (1 if model == "MGNM" else 2)
         assert full.count(f"| {model} | ") == (1 if model == "MGNM" else 2)
     assert "| MGNM | " in sampled and "| 0.8078 |" in sampled  # paper's Toys GAUC beside ours
+    assert "2 seeds (0, 1) per row (--quick); epochs run 1-1, best (validation ndcg@5) 1-1" in md
 
     # the p-values are those of a paired t-test on the seeds' values (2 seeds: 1 df)
     report = json.loads((out / "table2.json").read_text())
