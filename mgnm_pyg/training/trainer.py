@@ -9,6 +9,11 @@ start of every epoch. So resuming from ``last.pt`` after epoch ``e`` replays epo
 
 The best checkpoint and early stopping use the validation split only (the authors' code
 selects on the test split; this one does not).
+
+On CUDA nothing waits for the GPU per step: the batch copies are asynchronous and the
+loss is read every :data:`LOSS_CHECK_EVERY` steps (the NaN check still names the exact
+step). ``--amp`` and ``--compile`` are in :mod:`~mgnm_pyg.training.acceleration`; they
+change the numerics, so a resumed run keeps them.
 """
 
 from __future__ import annotations
