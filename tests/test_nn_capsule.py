@@ -157,3 +157,24 @@ def test_interest_activation_none_is_relu_free(name):
     assert torch.allclose(torch.relu(raw), with_relu(h, mask), atol=1e-6)
     with pytest.raises(ValueError, match="interest_activation"):
         build_extractor(name, 6, 3, interest_activation="tanh")
+
+
+def test_bilstm_mode_routing_trains_the_bilstm_through_the_logits():
+    h, mask = _batch([2, 5, 1])
+    wide, wide_mask = _batch([2, 5, 1], width=9, pad_value=3.0)
+    torch.manual_seed(0)
+    spec = SequentialCapsuleNetwork(6, n_interests=3, bilstm_mode="interests")
+    routing = SequentialCapsuleNetwork(6, n_interests=3, bilstm_mode="routing")
+    routing.load_state_dict(spec.state_dict())
+    out = routing(h, mask)
+    assert not torch.allclose(out, spec(h, mask), atol=1e-4)
+    assert torch.allclose(out, routing(wide, wide_mask), atol=1e-5)  # padding-invariant
+    # The final capsules sum the original Z, weighted by couplings the BiLSTM steered.
+    no_lstm = SequentialCapsuleNetwork(6, n_interests=3, use_bilstm=False)
+    no_lstm.load_state_dict(spec.state_dict(), strict=False)
+    assert not torch.allclose(out, no_lstm(h, mask), atol=1e-4)
+    out.sum().backward()
+    for name, p in routing.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    with pytest.raises(ValueError, match="bilstm_mode"):
+        SequentialCapsuleNetwork(6, bilstm_mode="both")

@@ -27,7 +27,8 @@ def test_defaults_follow_the_spec_table():
     assert set(c.model_kwargs()) == {
         "dim", "n_interests", "n_layers", "routing_iters", "theta1", "theta2", "conv",
         "use_graph", "use_bilstm", "level_pooling", "extractor", "share_layer_weight",
-        "share_capsule_weights", "interest_activation"}
+        "share_capsule_weights", "interest_activation",
+        "bilstm_mode"}
 
 
 def test_toml_keys_accept_dashes_and_underscores(tmp_path):

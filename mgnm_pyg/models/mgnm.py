@@ -68,6 +68,8 @@ class MGNM(nn.Module):
             level (then levels are extracted one call each).
         interest_activation: ``"relu"`` is Eq. 11, ``q_k = ReLU(o_k W'_k)``; ``"none"``
             drops the ReLU, as the authors' code does (its ``relu_layer=False``).
+        bilstm_mode: ``"interests"`` (SPEC's reading of Eq. 10) or ``"routing"`` (the
+            authors' code); see :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
 
     Choices the paper leaves open:
         - Initialisation as in the authors' code: item embeddings, ``W_k`` and ``W'_k``
@@ -104,6 +106,7 @@ class MGNM(nn.Module):
         share_layer_weight: bool = True,
         share_capsule_weights: bool = True,
         interest_activation: str = "relu",
+        bilstm_mode: str = "interests",
     ) -> None:
         super().__init__()
         if conv not in ("dense", "mp"):
@@ -116,7 +119,7 @@ class MGNM(nn.Module):
             conv=conv, use_graph=use_graph, use_bilstm=use_bilstm,
             level_pooling=level_pooling, extractor=extractor,
             share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
-            interest_activation=interest_activation,
+            interest_activation=interest_activation, bilstm_mode=bilstm_mode,
         )
         # Hyperparameters, read in one place.
         self.dim, self.n_interests = dim, n_interests
@@ -134,7 +137,7 @@ class MGNM(nn.Module):
         # build_extractor rejects an unknown extractor name.
         self.extractors = nn.ModuleList(
             build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm,
-                            interest_activation)
+                            interest_activation, bilstm_mode)
             for _ in range(n_extractors)
         )
         self.reset_parameters()

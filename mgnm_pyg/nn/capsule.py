@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "BILSTM_MODES",
     "INTEREST_ACTIVATIONS",
     "MaskedBiLSTM",
     "SequentialCapsuleNetwork",
@@ -35,6 +36,7 @@ def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
 
 
 INTEREST_ACTIVATIONS = ("relu", "none")
+BILSTM_MODES = ("interests", "routing")
 
 
 def interest_activation_fn(name: str) -> Callable[[Tensor], Tensor]:
@@ -194,6 +196,10 @@ class SequentialCapsuleNetwork(nn.Module):
         use_bilstm: apply Eq. 10 (False is the "w/o BiLSTM" ablation).
         interest_activation: ``"relu"`` (Eq. 11) or ``"none"`` (the authors' code
             applies no ReLU to the interests; see :class:`~mgnm_pyg.models.MGNM`).
+        bilstm_mode: ``"interests"`` (SPEC: the updated ``Z`` serves the remaining
+            iterations and the final ``v``) or ``"routing"`` (the authors' code: the
+            BiLSTM output only enters the routing-logit updates, the final ``v`` sums the
+            original ``Z``, and the BiLSTM is trained through the logits).
         eps: squash epsilon.
 
     Shapes:
@@ -208,9 +214,13 @@ class SequentialCapsuleNetwork(nn.Module):
         routing_iters: int = 3,
         use_bilstm: bool = True,
         interest_activation: str = "relu",
+        bilstm_mode: str = "interests",
         eps: float = 1e-9,
     ) -> None:
         super().__init__()
+        if bilstm_mode not in BILSTM_MODES:
+            raise ValueError(f"bilstm_mode must be one of {BILSTM_MODES}, got {bilstm_mode!r}")
+        self.bilstm_mode = bilstm_mode
         self.activation = interest_activation_fn(interest_activation)
         self.dim = dim
         self.n_interests = n_interests
@@ -244,17 +254,24 @@ class SequentialCapsuleNetwork(nn.Module):
         valid = mask.unsqueeze(1).to(h.dtype)  # [N, 1, m]
         logits = h.new_zeros(n, k, m)
         out = h.new_zeros(n, k, d)
+        z_route = z.detach()  # what the logit updates see (gradient stopped)
         for it in range(self.routing_iters):
             last = it == self.routing_iters - 1
-            z_it = z if last else z.detach()
             coupling = torch.softmax(logits, dim=1) * valid
-            out = squash(torch.einsum("nkm,nkmd->nkd", coupling, z_it), self.eps)
+            out = squash(torch.einsum("nkm,nkmd->nkd", coupling, z if last else z_route),
+                         self.eps)
             if last:
                 break
-            logits = logits + torch.einsum("nkmd,nkd->nkm", z_it, out)
+            logits = logits + torch.einsum("nkmd,nkd->nkm", z_route, out)
             if it == 0 and self.bilstm is not None:
                 lengths = mask.sum(1).repeat_interleave(k)
-                z = z + self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
+                if self.bilstm_mode == "interests":
+                    z = z + self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
+                    z_route = z.detach()
+                else:  # "routing": the BiLSTM steers the routing only; v uses the original Z
+                    base = z.detach()
+                    steer = self.bilstm(base.reshape(n * k, m, d), lengths)
+                    z_route = base + steer.view(n, k, m, d)
         return self.activation(torch.einsum("nkd,kde->nke", out, self.interest_weight)), coupling
 
     def __repr__(self) -> str:

@@ -141,9 +141,10 @@ EXTRACTORS: dict[str, type[nn.Module]] = {
 
 def build_extractor(
     name: str, dim: int, n_interests: int, routing_iters: int = 3, use_bilstm: bool = True,
-    interest_activation: str = "relu",
+    interest_activation: str = "relu", bilstm_mode: str = "interests",
 ) -> nn.Module:
-    """Interest extractor by name (``routing_iters``/``use_bilstm`` apply to the SCN only;
+    """Interest extractor by name (``routing_iters``/``use_bilstm``/``bilstm_mode`` apply
+    to the SCN only;
     ``interest_activation`` to the extractors that end in ``W'_k`` heads: capsule, sum,
     bilstm; the attentive poolings have none)."""
     if name not in EXTRACTORS:
@@ -151,7 +152,7 @@ def build_extractor(
     activation = interest_activation_fn(interest_activation)  # rejects an unknown name
     if name == "capsule":
         return SequentialCapsuleNetwork(dim, n_interests, routing_iters, use_bilstm,
-                                        interest_activation)
+                                        interest_activation, bilstm_mode)
     extractor = EXTRACTORS[name](dim, n_interests)
     for module in extractor.modules():
         if isinstance(module, _PooledInterests):

@@ -84,6 +84,10 @@ class TrainConfig:
     interest_activation: str = _opt("relu", "Activation of the interests q_k = act(o_k W'_k): "
                                     "relu (Eq. 11) or none (the authors' code).", "model",
                                     choices=("relu", "none"))
+    bilstm_mode: str = _opt("interests", "Where the BiLSTM of Eq. 10 acts: interests (its "
+                            "output also feeds the final capsules; SPEC) or routing (routing "
+                            "logits only; the authors' code).", "model",
+                            choices=("interests", "routing"))
     # optimisation
     loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), or the "
                      "softmax cross-entropy over all items (per level for MGNM).", "optim",
