@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import traceback
 
 import pytest
 import torch
-from click.testing import CliRunner
-from mgnm_pyg.cli import main
+from cli_helpers import invoke, ok
 
 from mgnm_pyg.training.trainer import Trainer
 
@@ -17,13 +15,6 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-lay
         "--device", "cpu", "--no-progress", "--no-eval-full", "--patience", "5"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def ok(r) -> str:
-    assert r.exit_code == 0, r.output + "".join(traceback.format_exception(*r.exc_info))
-    return r.output
 
 
 def history(run_dir):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import traceback
 
 import pytest
 import torch
-from click.testing import CliRunner
-from mgnm_pyg.cli import main
+from cli_helpers import failed, invoke, ok
 
 # A small model so that the whole file runs in seconds on a busy CPU.
 FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-layers", "1",
@@ -17,24 +15,6 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-lay
         "--device", "cpu", "--no-progress"]
 
 
-def invoke(*args: str):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    return r
-
-
-def ok(r) -> str:
-    assert r.exit_code == 0, r.output + "".join(traceback.format_exception(*r.exc_info))
-    return r.output
-
-
-def failed(r, *needles: str) -> str:
-    """A clean user error: exit code 1, the message, no traceback."""
-    assert r.exit_code == 1, r.output
-    assert isinstance(r.exception, SystemExit), r.exception
-    assert "Traceback" not in r.output
-    for needle in needles:
-        assert needle in r.output, r.output
-    return r.output
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import traceback
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from mgnm_pyg.cli import main
+from cli_helpers import failed, invoke, ok
 
 from mgnm_pyg.analysis import (
     latest_history,
@@ -31,21 +29,7 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "3", "--n-lay
         "--device", "cpu", "--no-progress", "--epochs", "1", "--no-eval-full"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
-
-def ok(r) -> str:
-    assert r.exit_code == 0, r.output + "".join(traceback.format_exception(*r.exc_info))
-    return r.output
-
-
-def failed(r, *needles: str) -> str:
-    assert r.exit_code == 1, r.output
-    assert "Traceback" not in r.output
-    for needle in needles:
-        assert needle in r.output, r.output
-    return r.output
 
 
 @pytest.fixture(scope="module")
