@@ -204,18 +204,6 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
         find_unused_parameters=not getattr(model, "theta2", None))
 
 
-def batch_loss_value(loss: Tensor, rows: int, weight: float) -> tuple[float, float]:
-    """The global batch's loss sum and row count, the same on every rank (a NaN on one rank
-    is seen by all, so they stop together). Single process: ``loss`` and ``rows``.
-    """
-    if not is_distributed():
-        return float(loss.detach()), rows
-    world = world_size()
-    both = torch.stack([loss.detach().double(), loss.new_tensor(rows * weight).double()])
-    total = all_reduce(both / world)
-    return float(total[0]), float(total[1])
-
-
 def reduce_evaluation(ranking, gauc, best=None) -> None:
     """Merge the evaluation accumulators of all ranks into each rank's, in place.
 
