@@ -212,7 +212,7 @@ def test_learns_planted_clusters(config, one_thread):
         loss, parts = model.loss(torch.from_numpy(users), hist, items, labels)
         loss.backward()
         optim.step()
-        losses.append(parts["bce"])
+        losses.append(float(parts["bce"]))
     after = hit_at_5()
     assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:20])
     assert after > 0.3 and after > before + 0.15, (before, after)  # chance is 5/50 = 0.1
@@ -253,7 +253,7 @@ def test_full_model_learns_synthetic_tiny(one_thread):
             loss, parts = model.loss(batch["users"], batch["histories"], items, labels)
             loss.backward()
             optim.step()
-            losses.append(parts["bce"])
+            losses.append(float(parts["bce"]))
         epoch_losses.append(np.mean(losses))
     after = valid_hit_at_5()
     assert epoch_losses[-1] < 0.8 * epoch_losses[0], epoch_losses

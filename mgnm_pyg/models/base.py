@@ -80,7 +80,7 @@ class SequentialRecommender(nn.Module):
         return self.pool_levels(self.score(self.encode(users, histories).interests, items))
 
     def loss(self, users: Tensor, histories: Tensor, items: Tensor,
-             labels: Tensor) -> tuple[Tensor, dict[str, float]]:
+             labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """BCE-with-logits summed over rows (as Eq. 16); ``parts`` per row.
 
         The positive of each row is its first column labelled 1 (column 0 in training).
@@ -88,10 +88,10 @@ class SequentialRecommender(nn.Module):
         enc = self.encode(users, histories)
         targets = items.gather(1, labels.argmax(1, keepdim=True)).squeeze(1)
         total = bce_loss(self.train_scores(enc, items, targets), labels)
-        value = float(total.detach()) / labels.numel()
+        value = total.detach() / labels.numel()  # a device scalar: no host sync per step
         return total, {"bce": value, "total": value}
 
     def softmax_loss(self, users: Tensor, histories: Tensor,
-                     targets: Tensor) -> tuple[Tensor, dict[str, float]]:
+                     targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Cross-entropy of each target among all items (``training/losses.py``)."""
         return full_softmax_loss(self, users, histories, targets)

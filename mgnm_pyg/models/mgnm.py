@@ -226,14 +226,15 @@ class MGNM(nn.Module):
 
     def loss(
         self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         r"""Eq. 16-17, as sums:
 
         .. math::
             \sum_l \sum_{rows} \mathrm{BCE}(y^{(l)}, label) + \theta_1 \sum |A|
             + \theta_2 \sum_{p} \|p\|^2
 
-        ``parts`` holds each term divided by the number of rows ``B * C`` (for logging).
+        ``parts`` holds each term divided by the number of rows ``B * C``, as detached
+        0-dim tensors (for logging; ``float()`` them when needed).
         """
         enc = self.encode(users, histories)
         levels = self.score(enc.interests, items)
@@ -243,6 +244,7 @@ class MGNM(nn.Module):
         reg, parts = self.regularization(enc)
         l1, l2 = parts["l1"], parts["l2"]
         total = bce + reg
-        # One host transfer for all logged numbers.
-        values = (torch.stack([bce, l1, l2, total]).detach() / labels.numel()).tolist()
-        return total, dict(zip(("bce", "l1", "l2", "total"), values, strict=True))
+        # Detached device scalars: reading them (float()) is the caller's choice, so a
+        # training step on a GPU never waits for the host.
+        values = torch.stack([bce, l1, l2, total]).detach() / labels.numel()
+        return total, dict(zip(("bce", "l1", "l2", "total"), values.unbind(), strict=True))

@@ -72,15 +72,17 @@ class Popularity(SequentialRecommender):
         self.counts.index_add_(0, first, torch.ones_like(first))
 
     def loss(self, users: Tensor, histories: Tensor, items: Tensor,
-             labels: Tensor) -> tuple[Tensor, dict[str, float]]:
+             labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Counts the positives (in train mode); the loss is a zero without gradient."""
         if self.training:
             self.count(histories, items.gather(1, labels.argmax(1, keepdim=True)).squeeze(1))
-        return labels.new_zeros(()), {"total": 0.0}
+        zero = labels.new_zeros(())
+        return zero, {"total": zero}
 
     def softmax_loss(self, users: Tensor, histories: Tensor,
-                     targets: Tensor) -> tuple[Tensor, dict[str, float]]:
+                     targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Counts the targets (in train mode); the loss is a zero without gradient."""
         if self.training:
             self.count(histories, targets)
-        return targets.new_zeros((), dtype=torch.float32), {"total": 0.0}
+        zero = targets.new_zeros((), dtype=torch.float32)
+        return zero, {"total": zero}

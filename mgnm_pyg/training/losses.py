@@ -64,13 +64,14 @@ def regularization(model: nn.Module, encoding, like: Tensor) -> tuple[Tensor, di
 
 
 def full_softmax_loss(model: nn.Module, users: Tensor, histories: Tensor,
-                      targets: Tensor) -> tuple[Tensor, dict[str, float]]:
+                      targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """Softmax cross-entropy over all items plus the model's regularisers (module doc).
 
     Memory grows with ``B * levels * n_items`` (MGNM also keeps ``K`` dot products per
     item): about 0.6 GB for MGNM at batch 256 on 12k items.
 
-    Returns ``(sum, parts)``; ``parts`` holds each term divided by the number of records.
+    Returns ``(sum, parts)``; ``parts`` holds each term divided by the number of records
+    (detached 0-dim tensors).
     """
     encoding = model.encode(users, histories)
     n_items = model.config["n_items"]
@@ -85,11 +86,11 @@ def full_softmax_loss(model: nn.Module, users: Tensor, histories: Tensor,
     total = ce + reg
     names = ("ce", *reg_parts, "total")
     values = torch.stack([ce, *reg_parts.values(), total]).detach() / targets.numel()
-    return total, dict(zip(names, values.tolist(), strict=True))
+    return total, dict(zip(names, values.unbind(), strict=True))
 
 
 def training_loss(model: nn.Module, kind: str, users: Tensor, histories: Tensor,
-                  items: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float], int]:
+                  items: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor], int]:
     """The training loss of one batch under ``kind`` (``"bce"`` or ``"softmax"``).
 
     ``items``/``labels`` are the training candidates (positive in column 0, DESIGN.md);
