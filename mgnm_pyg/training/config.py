@@ -59,7 +59,7 @@ class TrainConfig:
                       choices=("mgnm", "pop", "gru4rec", "sasrec", "comirec-dr"))
     n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
     n_heads: int = _opt(1, "Attention heads (sasrec).", "models", minimum=1)
-    dropout: float = _opt(0.2, "Dropout rate (sasrec).", "models", minimum=0.0)
+    dropout: float = _opt(0.5, "Dropout rate (sasrec).", "models", minimum=0.0)
     # model (the constructor arguments of MGNM)
     dim: int = _opt(16, "Embedding size d.", "model", minimum=1)
     n_interests: int = _opt(4, "Number of interests K.", "model", minimum=1)
