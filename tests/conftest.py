@@ -37,3 +37,13 @@ def _seed() -> None:
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny ops gain nothing from threads, and on a busy 2-core machine
+    two threads oversubscribe the cores (OpenMP barriers stall)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -157,15 +157,6 @@ def _planted_task(rng, n_users=40, n_clusters=8, per_cluster=10):
     return sample, n_clusters * per_cluster
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny ops gain nothing from threads, and OpenMP barriers stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # On this small cluster task the full default model (graph levels + capsules) learns
 # item popularity only within a few hundred steps, while its two halves learn it:
 # capsules on level 0, and the graph levels with a sum-pooling extractor. The full

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mgnm_pyg.reproduce import TABLES, Plan
@@ -31,15 +30,6 @@ def _cli():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.reproduce
-
-
-@pytest.fixture
-def one_thread():
-    # Two torch threads oversubscribe the shared 2-core machine (see test_bench.py).
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 # ---------------------------------------------------------------- statistics

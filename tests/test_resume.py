@@ -15,8 +15,6 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-lay
         "--device", "cpu", "--no-progress", "--no-eval-full", "--patience", "5"]
 
 
-
-
 def history(run_dir):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     for row in rows:

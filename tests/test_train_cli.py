@@ -15,8 +15,6 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-lay
         "--device", "cpu", "--no-progress"]
 
 
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"

@@ -29,7 +29,20 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "3", "--n-lay
         "--device", "cpu", "--no-progress", "--epochs", "1", "--no-eval-full"]
 
 
+def captured_figures(monkeypatch, name: str) -> list:
+    """Wrap ``mgnm_pyg.visualize.<name>`` so each Figure it returns is also collected
+    (to inspect the panels the command drew before it saved them)."""
+    from mgnm_pyg import visualize
 
+    figures = []
+    real = getattr(visualize, name)
+
+    def capture(*args, **kwargs):
+        figures.append(real(*args, **kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(visualize, name, capture)
+    return figures
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +182,7 @@ def _png(path) -> None:
 def test_adjacency_command_writes_a_png(run_dir, monkeypatch):
     from mgnm_pyg import visualize
 
-    figures = []
-    real = visualize.user_figure
-    monkeypatch.setattr(visualize, "user_figure", lambda *a, **k: figures.append(real(*a, **k))
-                        or figures[-1])
+    figures = captured_figures(monkeypatch, "user_figure")
     out = ok(invoke("visualize", "adjacency", run_dir, "--user", "u003", "--max-items", "5",
                     "--device", "cpu"))
     path = run_dir / "plots" / "adjacency-u003.png"
@@ -192,10 +202,7 @@ def test_adjacency_command_writes_a_png(run_dir, monkeypatch):
 def test_interests_command_writes_a_png(run_dir, sum_run, tmp_path, monkeypatch):
     from mgnm_pyg import visualize
 
-    figures = []
-    real = visualize.interests_figure
-    monkeypatch.setattr(visualize, "interests_figure",
-                        lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    figures = captured_figures(monkeypatch, "interests_figure")
     out = tmp_path / "i.png"
     ok(invoke("visualize", "interests", run_dir, "--users", "20", "--out", out))
     _png(out)
@@ -213,10 +220,7 @@ def test_interests_command_writes_a_png(run_dir, sum_run, tmp_path, monkeypatch)
 def test_compare_command_and_pooling(run_dir, sum_run, tmp_path, monkeypatch):
     from mgnm_pyg import visualize
 
-    figures = []
-    real = visualize.compare_figure
-    monkeypatch.setattr(visualize, "compare_figure",
-                        lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    figures = captured_figures(monkeypatch, "compare_figure")
     out = tmp_path / "c.png"
     ok(invoke("visualize", "compare", run_dir, sum_run, "--out", out, "--device", "cpu"))
     _png(out)
