@@ -21,7 +21,21 @@ from torch import Tensor, nn
 
 from mgnm_pyg.training.losses import bce_loss, full_softmax_loss
 
-__all__ = ["SequenceEncoding", "SequentialRecommender", "dot_scores", "last_valid"]
+__all__ = [
+    "SequenceEncoding",
+    "SequentialRecommender",
+    "dot_scores",
+    "last_valid",
+    "reset_item_embedding",
+]
+
+
+def reset_item_embedding(table: nn.Embedding) -> None:
+    """Glorot-uniform item table (the TF1 default of the authors' code) with the padding
+    row 0 set to zero."""
+    nn.init.xavier_uniform_(table.weight)
+    with torch.no_grad():
+        table.weight[0].zero_()
 
 
 class SequenceEncoding(NamedTuple):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.capsule import SequentialCapsuleNetwork
-from .base import SequenceEncoding, SequentialRecommender
+from .base import SequenceEncoding, SequentialRecommender, reset_item_embedding
 
 __all__ = ["ComiRecDR"]
 
@@ -57,8 +57,7 @@ class ComiRecDR(SequentialRecommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.item_embedding.weight)
-        self.item_embedding.weight.data[0].zero_()
+        reset_item_embedding(self.item_embedding)
         self.capsules.reset_parameters()
 
     def encode(self, users: Tensor, histories: Tensor) -> SequenceEncoding:

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .base import SequenceEncoding, SequentialRecommender, dot_scores, last_valid
+from .base import (
+    SequenceEncoding,
+    SequentialRecommender,
+    dot_scores,
+    last_valid,
+    reset_item_embedding,
+)
 
 __all__ = ["GRU4Rec"]
 
@@ -44,8 +50,7 @@ class GRU4Rec(SequentialRecommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.item_embedding.weight)
-        self.item_embedding.weight.data[0].zero_()
+        reset_item_embedding(self.item_embedding)
         self.gru.reset_parameters()
 
     def encode(self, users: Tensor, histories: Tensor) -> SequenceEncoding:

@@ -29,6 +29,7 @@ from ..nn.adjacency import (
 from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
 from ..nn.extractors import build_extractor
 from ..nn.readout import target_attention
+from .base import reset_item_embedding
 
 __all__ = ["MGNM", "MGNMEncoding"]
 
@@ -144,9 +145,7 @@ class MGNM(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.user_embedding.weight, 0.0, USER_INIT_STD)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
+        reset_item_embedding(self.item_embedding)
         for module in [*self.convs, *self.extractors]:
             module.reset_parameters()
 
