@@ -28,7 +28,7 @@ from torch import Tensor
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.nn.adjacency import normalize_adjacency, user_aware_adjacency
-from mgnm_pyg.training.recommend import RecommendError
+from mgnm_pyg.training.recommend import RecommendError, find_user
 
 __all__ = [
     "LevelFeatures",
@@ -65,9 +65,9 @@ class UserHistory:
 
 def user_index(dataset: Any, user: str) -> int:
     """Internal id of raw user id ``user``; an unknown user is a :class:`RecommendError`."""
-    found = np.flatnonzero(np.asarray(dataset.user_ids).astype(str) == user)
-    if found.size:
-        return int(found[0])
+    index = find_user(dataset, user)
+    if index is not None:
+        return index
     raise RecommendError(f"unknown user {user!r} (not in dataset {dataset.name!r})")
 
 

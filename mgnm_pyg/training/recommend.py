@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,12 @@ class Recommendation:
         return {"user": self.user, "known_user": self.known_user, "history": self.history,
                 "recommendations": [{"item": i, "score": s}
                                     for i, s in zip(self.items, self.scores, strict=True)]}
+
+
+def find_user(dataset: Any, user: str) -> int | None:
+    """Internal id of raw user id ``user``, or None when the dataset does not know it."""
+    found = np.flatnonzero(np.asarray(dataset.user_ids).astype(str) == user)
+    return int(found[0]) if found.size else None
 
 
 def _user_embedding(model: torch.nn.Module, n_users: int) -> torch.nn.Embedding | None:
@@ -84,14 +91,14 @@ def recommend(run: LoadedRun, user: str, k: int = 10,
     data, max_len = run.dataset, run.config.max_len
     if k < 1:
         raise RecommendError(f"k must be at least 1, got {k}")
-    user_index = {str(u): i for i, u in enumerate(data.user_ids)}
-    known = user in user_index
+    index = find_user(data, user)
+    known = index is not None
     if history is None:
         if not known:
             raise RecommendError(
                 f"unknown user {user!r} (not in dataset {data.name!r}); pass --history "
                 f"ITEM ... to score a new user")
-        sequence = data.sequence(user_index[user])
+        sequence = data.sequence(index)
         hist = sequence[-max_len:]
         exclude = sequence
     else:
@@ -109,7 +116,7 @@ def recommend(run: LoadedRun, user: str, k: int = 10,
         raise RecommendError(f"user {user!r} has no known items to build a history from")
 
     device = run.device
-    users = torch.tensor([user_index[user] if known else 0], device=device)
+    users = torch.tensor([index if known else 0], device=device)
     histories = torch.as_tensor(np.asarray(hist, dtype=np.int64), device=device)[None]
     scores = torch.empty(data.n_items + 1)
     scores[0] = -torch.inf
