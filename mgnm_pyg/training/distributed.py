@@ -84,9 +84,16 @@ def setup(device: torch.device, timeout_minutes: float = 30.0) -> torch.device:
     return device
 
 
-def teardown() -> None:
-    """Leave the process group (at the end of a run)."""
+def teardown(synchronize: bool = True) -> None:
+    """Leave the process group (at the end of a run).
+
+    ``synchronize`` first waits for every rank, so that no rank destroys its group (and
+    exits) while a peer still talks to it; a rank that ended with an error does not
+    wait, since its peers may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -254,9 +254,12 @@ class Trainer:
             atomic_write_json(self.run_dir / "config.json",
                               {**self.config.to_dict(), "dataset_fingerprint": self.fingerprint})
         self._write_metrics_log()
+        finished = False
         try:
             self._run_epochs()
-            return self.test()
+            result = self.test()
+            finished = True
+            return result
         except KeyboardInterrupt:
             raise TrainingInterrupted(
                 f"interrupted during epoch {self.epoch + 1}; {self.epoch} completed epoch(s) "
@@ -264,7 +267,11 @@ class Trainer:
                 f"mgnm-pyg train --resume {self.run_dir}"
             ) from None
         finally:
-            distributed.teardown()
+            # Release the DDP wrapper while its process group is alive: destroyed later
+            # (when the trainer is freed), it could wait on a peer that has exited.
+            self.loss_module = None
+            distributed.teardown(synchronize=finished)
+            self.loss_module = distributed.wrap_model(self.model, self.device)
 
     def _run_epochs(self) -> None:
         cfg = self.config
