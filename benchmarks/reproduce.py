@@ -85,14 +85,20 @@ def reproduce() -> None:
 def _table_command(table: str, help_text: str) -> None:
     @reproduce.command(table, help=help_text)
     @_common
+    @click.option("--rows", default=None, metavar="NAME[,NAME...]",
+                  help="Train and report only these rows (e.g. 'pop,sasrec'), so separate "
+                       "processes can share a table; [default: every row].")
     @user_errors
     def command(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
                 markdown: Path | None, device: str, threads: int | None,
-                progress: bool) -> None:
+                progress: bool, rows: str | None) -> None:
         from mgnm_pyg.reproduce import reproduce_table
 
         plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
-        _write(reproduce_table(table, plan, echo=click.echo), out_dir, table, markdown)
+        names = None if rows is None else [r.strip() for r in rows.split(",") if r.strip()]
+        name = table if names is None else f"{table}-{'-'.join(names)}"
+        _write(reproduce_table(table, plan, echo=click.echo, rows=names), out_dir, name,
+               markdown)
 
 
 _table_command("table2", "Table 2: MGNM, pop, gru4rec, sasrec, comirec-dr; GAUC, NDCG@5, "

@@ -14,9 +14,11 @@ and Figure 7's sum-pooled runs are Table 3's "w/o MaxPool" runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,48 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
     return saved
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.training.lock`` (the pid) while a run trains, so that two commands
+    sharing an ``--out-dir`` never train the same run at once. A lock left by a process
+    that no longer exists (killed) is taken over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".training.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise MGNMError(f"{run_dir} is being trained by process {pid} "
+                                f"({lock}); wait for it, or delete the lock if that process "
+                                f"is not this program") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        break
+    else:
+        raise MGNMError(f"{lock}: could not take the training lock")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 class RunCache:
     """Trains, resumes or reuses runs; loads each dataset once."""
 
@@ -165,9 +209,6 @@ class RunCache:
 
     def ensure(self, run_dir: Path, config: TrainConfig, what: str) -> dict[str, Any]:
         """The run's ``test_metrics.json``, training or resuming the run first if needed."""
-        from mgnm_pyg.training.checkpoint import checkpoint_path
-        from mgnm_pyg.training.trainer import RESUMABLE_CHANGES, Trainer, TrainingInterrupted
-
         if run_dir in self.seen:
             return self.seen[run_dir]
         metrics_path = run_dir / "test_metrics.json"
@@ -178,30 +219,38 @@ class RunCache:
                     else f"; trained with at most {saved['epochs']} epochs, not retrained")
             self.echo(f"{what}: done already ({run_dir}{note})")
         else:
-            if checkpoint_path(run_dir, "last.pt").is_file():
-                _check_same_run(run_dir, config)
-                changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
-                trainer = Trainer.resume(run_dir, changes, progress=self.plan.progress,
-                                         echo=self.echo)
-                self.counts["resumed"] += 1
-                self.echo(f"{what}: resuming {run_dir} after epoch {trainer.epoch}")
-            else:
-                trainer = Trainer(config, run_dir, dataset=self._dataset(config),
-                                  progress=self.plan.progress, echo=self.echo)
-                self.counts["trained"] += 1
-                self.echo(f"{what}: training in {run_dir}")
-            start = time.perf_counter()
-            try:
-                trainer.fit()
-            except TrainingInterrupted as exc:
-                raise TrainingInterrupted(f"{exc}; running this command again resumes it as "
-                                          f"well") from None
-            self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
+            with training_lock(run_dir):
+                self._train(run_dir, config, what)
         try:
             self.seen[run_dir] = json.loads(metrics_path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MGNMError(f"{metrics_path}: not a readable test_metrics.json ({exc})") from exc
         return self.seen[run_dir]
+
+    def _train(self, run_dir: Path, config: TrainConfig, what: str) -> None:
+        """Train ``run_dir`` from scratch, or resume it from ``checkpoints/last.pt``."""
+        from mgnm_pyg.training.checkpoint import checkpoint_path
+        from mgnm_pyg.training.trainer import RESUMABLE_CHANGES, Trainer, TrainingInterrupted
+
+        if checkpoint_path(run_dir, "last.pt").is_file():
+            _check_same_run(run_dir, config)
+            changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
+            trainer = Trainer.resume(run_dir, changes, progress=self.plan.progress,
+                                     echo=self.echo)
+            self.counts["resumed"] += 1
+            self.echo(f"{what}: resuming {run_dir} after epoch {trainer.epoch}")
+        else:
+            trainer = Trainer(config, run_dir, dataset=self._dataset(config),
+                              progress=self.plan.progress, echo=self.echo)
+            self.counts["trained"] += 1
+            self.echo(f"{what}: training in {run_dir}")
+        start = time.perf_counter()
+        try:
+            trainer.fit()
+        except TrainingInterrupted as exc:
+            raise TrainingInterrupted(f"{exc}; running this command again resumes it as "
+                                      f"well") from None
+        self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
 
 
 def epoch_log(run_dir: Path) -> tuple[int, float]:
@@ -233,15 +282,35 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
     return results
 
 
-def reproduce_table(table: str, plan: Plan, echo: Echo = print) -> dict[str, Any]:
-    """Train (or reuse) every run of Table 2 or 3; the report of :func:`table_report`."""
-    from mgnm_pyg.reproduce_report import table_report
+def select_rows(table: str, rows: list[str] | None) -> list[Variant]:
+    """The variants of ``table`` named in ``rows`` (all of them for ``None``), in table order.
 
+    Lets the rows of one table be trained by separate processes (one per core or GPU); a
+    later command without ``rows`` reuses every finished run and reports the whole table.
+    """
     if table not in TABLES:
         raise MGNMError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+    variants = TABLES[table]
+    if rows is None:
+        return variants
+    known = [v.name for v in variants]
+    unknown = [r for r in rows if r not in known]
+    if unknown or not rows:
+        raise MGNMError(f"{table} has no row {', '.join(map(repr, unknown)) or '(empty)'}; "
+                        f"its rows are: {', '.join(known)}")
+    return [v for v in variants if v.name in rows]
+
+
+def reproduce_table(table: str, plan: Plan, echo: Echo = print,
+                    rows: list[str] | None = None) -> dict[str, Any]:
+    """Train (or reuse) the runs of Table 2 or 3 (only ``rows``, when given); the report of
+    :func:`~mgnm_pyg.reproduce_report.table_report`."""
+    from mgnm_pyg.reproduce_report import table_report
+
+    variants = select_rows(table, rows)
     start = time.perf_counter()
     cache = RunCache(plan, echo)
-    results = run_variants(table, TABLES[table], plan, cache)
+    results = run_variants(table, variants, plan, cache)
     return table_report(table, plan, results, time.perf_counter() - start, cache.counts)
 
 

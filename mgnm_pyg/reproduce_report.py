@@ -75,8 +75,9 @@ def _p_cell(p: float, diff: float) -> str:
 
 def summarize(results: dict[str, Any], reference: str = "mgnm",
               metrics: Sequence[str] = _T2) -> dict[str, Any]:
-    """Per protocol, variant and metric: values by seed, mean, std, and the t-test."""
-    ref_runs = results[reference]["runs"]
+    """Per protocol, variant and metric: values by seed, mean, std, and the t-test (when the
+    reference is among ``results``)."""
+    ref_runs = results[reference]["runs"] if reference in results else None
     out: dict[str, Any] = {}
     for protocol in PROTOCOLS:
         if not all(protocol in r["test"] for v in results.values() for r in v["runs"]):
@@ -88,7 +89,7 @@ def summarize(results: dict[str, Any], reference: str = "mgnm",
                 values = [float(r["test"][protocol][metric]) for r in variant["runs"]]
                 mean, std = mean_std(values)
                 cell = {"values": values, "mean": mean, "std": std}
-                if name != reference:
+                if name != reference and ref_runs is not None:
                     ref = [float(r["test"][protocol][metric]) for r in ref_runs]
                     test = paired_t_test(ref, values)
                     cell.update(t=test.t, p=test.p, mean_difference=test.mean_difference)
@@ -139,7 +140,11 @@ def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict
                 if name not in rows:
                     lines.append(f"| {name} (paper only, not implemented) | "
                                  + " | ".join(f"— | {_cell(values.get(m))}" for m in _T2) + " |")
-        lines += ["", "Paired t-test of MGNM against each row, paired by seed: two-sided p "
+        lines.append("")
+        if "mgnm" not in rows:
+            lines += ["No MGNM runs in this report (--rows), so no t-tests.", ""]
+            continue
+        lines += ["Paired t-test of MGNM against each row, paired by seed: two-sided p "
                   "(MGNM's mean minus the row's).", "",
                   "| method | " + " | ".join(labels) + " |", "|---" * (1 + len(labels)) + "|"]
         for name, cells in rows.items():

@@ -206,3 +206,50 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     assert pooled["max"] == pytest.approx(ref["sampled"]["ndcg@5"], abs=1e-12)
     md = (out / "figures.md").read_text()
     assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
+
+
+def test_rows_split_a_table_between_processes(tmp_path, one_thread):
+    cli, out = _cli(), tmp_path / "runs"
+    args = ["table2", "--data", "synthetic:tiny", "--quick", "--device", "cpu",
+            "--out-dir", str(out)]
+    part = CliRunner().invoke(cli, args + ["--rows", "pop, sasrec"])
+    assert part.exit_code == 0, part.output
+    assert "4 trained, 0 resumed, 0 reused" in part.output
+    assert sorted(p.name for p in (out / "table2").iterdir()) == [
+        "pop-seed0", "pop-seed1", "sasrec-seed0", "sasrec-seed1"]
+    md = (out / "table2-pop-sasrec.md").read_text()
+    assert "| Pop | " in md and "| SASRec | " in md and "| MGNM | " not in md
+    assert "no t-tests" in md
+    assert not list(out.rglob(".training.lock"))  # released after each run
+
+    whole = CliRunner().invoke(cli, args)  # the rest of the table, reusing the four
+    assert whole.exit_code == 0, whole.output
+    assert "6 trained, 0 resumed, 4 reused" in whole.output
+
+    bad = CliRunner().invoke(cli, args + ["--rows", "pop,bert4rec"])
+    assert bad.exit_code == 1
+    assert "'bert4rec'" in bad.output and "mgnm, pop, gru4rec, sasrec, comirec-dr" in bad.output
+
+
+def test_training_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from mgnm_pyg.errors import MGNMError
+    from mgnm_pyg.reproduce import training_lock
+
+    run = tmp_path / "run"
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.mkdir()
+        (run / ".training.lock").write_text(str(owner.pid))
+        with pytest.raises(MGNMError, match=f"being trained by process {owner.pid}"):
+            with training_lock(run):
+                pass
+    finally:
+        owner.kill()
+        owner.wait()
+    with training_lock(run):  # its owner is gone now: the stale lock is taken over
+        assert (run / ".training.lock").read_text() == str(os.getpid())
+    assert not (run / ".training.lock").exists()
