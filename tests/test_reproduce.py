@@ -212,7 +212,7 @@ def test_rows_split_a_table_between_processes(tmp_path, one_thread):
     cli, out = _cli(), tmp_path / "runs"
     args = ["table2", "--data", "synthetic:tiny", "--quick", "--device", "cpu",
             "--out-dir", str(out)]
-    part = CliRunner().invoke(cli, args + ["--rows", "pop, sasrec"])
+    part = CliRunner().invoke(cli, [*args, "--rows", "pop, sasrec"])
     assert part.exit_code == 0, part.output
     assert "4 trained, 0 resumed, 0 reused" in part.output
     assert sorted(p.name for p in (out / "table2").iterdir()) == [
@@ -226,7 +226,7 @@ def test_rows_split_a_table_between_processes(tmp_path, one_thread):
     assert whole.exit_code == 0, whole.output
     assert "6 trained, 0 resumed, 4 reused" in whole.output
 
-    bad = CliRunner().invoke(cli, args + ["--rows", "pop,bert4rec"])
+    bad = CliRunner().invoke(cli, [*args, "--rows", "pop,bert4rec"])
     assert bad.exit_code == 1
     assert "'bert4rec'" in bad.output and "mgnm, pop, gru4rec, sasrec, comirec-dr" in bad.output
 
