@@ -115,6 +115,16 @@ class RankingAccumulator:
         out["n_records"] = self.n_records
         return out
 
+    def state(self) -> Tensor:
+        """``int64 [max(ks) + 3]``: the rank histogram, then the record count. The sum of
+        the states of accumulators fed disjoint records is the state of one fed them all."""
+        return torch.cat([self._hist, torch.tensor([self.n_records], dtype=torch.int64)])
+
+    def load_state(self, state: Tensor) -> None:
+        """Replace this accumulator's records by those of a :meth:`state`."""
+        self._hist = state[:-1].to("cpu", torch.int64).clone()
+        self.n_records = int(state[-1])
+
 
 class PerUserBestAccumulator:
     """The authors'-code variant: HIT/NDCG/MRR once per user, from its best-ranked positive.
@@ -158,6 +168,14 @@ class PerUserBestAccumulator:
         out = _metrics_from_histogram(hist.tolist(), int(best.numel()), self.ks, self.prefix)
         out[f"{self.prefix}n_users"] = int(best.numel())
         return out
+
+    def state(self) -> Tensor:
+        """``int64 [max user + 1]``: each user's best rank, 0 where unseen. For disjoint
+        users, the element-wise sum (after padding to one length) merges two states."""
+        return self._best.clone()
+
+    def load_state(self, state: Tensor) -> None:
+        self._best = state.to("cpu", torch.int64).clone()
 
 
 def pair_wins_from_rows(users: Tensor, scores: Tensor, labels: Tensor):
@@ -243,6 +261,21 @@ class GAUCAccumulator:
                 for t in (users, n_pos, n_neg, wins2)
             )
         )
+
+    def pair_count_state(self) -> Tensor:
+        """``int64 [N, 4]``: the pair counts fed so far (users, n_pos, n_neg, wins2), which
+        concatenate across accumulators. Raw rows cannot be merged this way."""
+        if self._rows:
+            raise ValueError("only pair counts can be merged, and raw rows were fed")
+        if not self._counts:
+            return torch.zeros(0, 4, dtype=torch.int64)
+        return torch.stack([torch.cat(c) for c in zip(*self._counts, strict=True)], 1)
+
+    def load_pair_count_state(self, state: Tensor) -> None:
+        """Replace what was fed by the pair counts of a :meth:`pair_count_state`."""
+        self.reset()
+        if state.numel():
+            self._counts = [tuple(state[:, i].to("cpu", torch.int64) for i in range(4))]
 
     def compute(self) -> dict[str, float]:
         """``{"gauc", "n_users_gauc"}``; GAUC is NaN when no user has both labels."""

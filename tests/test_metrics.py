@@ -181,3 +181,41 @@ def test_gauc_without_any_user_with_both_labels_is_nan():
     acc.update(torch.tensor([0, 1]), torch.tensor([0.3, 0.4]), torch.tensor([1, 0]))
     out = acc.compute()
     assert out["n_users_gauc"] == 0 and math.isnan(out["gauc"])
+
+
+def test_states_of_disjoint_parts_merge_into_the_whole():
+    """What the distributed evaluation relies on: summing ranking states, concatenating
+    GAUC pair counts and summing padded best-rank tables of two accumulators fed disjoint
+    users gives exactly the metrics of one accumulator fed everything."""
+    gen = torch.Generator().manual_seed(3)
+    users = torch.randint(0, 40, (300,), generator=gen)
+    ranks = torch.randint(1, 15, (300,), generator=gen)
+    n_pos = torch.randint(0, 3, (300,), generator=gen)
+    n_neg = torch.randint(1, 9, (300,), generator=gen)
+    wins2 = (torch.rand(300, generator=gen) * 2 * n_pos * n_neg).long()
+    part = users % 2 == 0  # split by user, as the ranks of a distributed evaluation are
+
+    def fed(rows):
+        acc = (RankingAccumulator((1, 5, 10)), GAUCAccumulator(), PerUserBestAccumulator((5,)))
+        acc[0].update(ranks[rows])
+        acc[1].update_pair_counts(users[rows], n_pos[rows], n_neg[rows], wins2[rows])
+        acc[2].update(users[rows], ranks[rows])
+        return acc
+
+    whole, a, b = fed(torch.ones_like(part)), fed(part), fed(~part)
+    merged = fed(torch.zeros_like(part))
+    merged[0].load_state(a[0].state() + b[0].state())
+    merged[1].load_pair_count_state(torch.cat([a[1].pair_count_state(),
+                                               b[1].pair_count_state()]))
+    size = max(a[2].state().numel(), b[2].state().numel())
+    tables = [torch.nn.functional.pad(x[2].state(), (0, size - x[2].state().numel()))
+              for x in (a, b)]
+    merged[2].load_state(tables[0] + tables[1])
+    for got, want in zip(merged, whole, strict=True):
+        assert got.compute() == pytest.approx(want.compute(), rel=1e-12)
+    assert a[0].compute() != whole[0].compute()  # the parts alone differ from the whole
+
+    raw = GAUCAccumulator()
+    raw.update(users[:3], torch.rand(3), torch.tensor([1, 0, 1]))
+    with pytest.raises(ValueError, match="raw rows"):
+        raw.pair_count_state()

@@ -8,7 +8,6 @@ The paper does not describe them; the choices are written on each class.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .capsule import (
@@ -29,13 +28,14 @@ __all__ = [
 
 
 class _PooledInterests(nn.Module):
-    """Maps one pooled vector per row to K interests ``q_k = ReLU(s W'_k)``, like Eq. 11."""
+    """Maps one pooled vector per row to K interests ``q_k = ReLU(s W'_k)``, like Eq. 11
+    (``interest_activation="none"`` drops the ReLU, as for the SCN)."""
 
-    def __init__(self, dim: int, n_interests: int) -> None:
+    def __init__(self, dim: int, n_interests: int, interest_activation: str = "relu") -> None:
         super().__init__()
         self.dim = dim
         self.interest_weight = nn.Parameter(torch.empty(n_interests, dim, dim))
-        self.activation = F.relu  # build_extractor sets the model's interest_activation
+        self.activation = interest_activation_fn(interest_activation)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -48,9 +48,10 @@ class _PooledInterests(nn.Module):
 class SumPoolingExtractor(nn.Module):
     r"""Sum pooling: ``s = \sum_j h_j`` over valid steps, then ``q_k = ReLU(s W'_k)``."""
 
-    def __init__(self, dim: int, n_interests: int = 4) -> None:
+    def __init__(self, dim: int, n_interests: int = 4, interest_activation: str = "relu"
+                 ) -> None:
         super().__init__()
-        self.heads = _PooledInterests(dim, n_interests)
+        self.heads = _PooledInterests(dim, n_interests, interest_activation)
 
     def reset_parameters(self) -> None:
         self.heads.reset_parameters()
@@ -62,10 +63,11 @@ class SumPoolingExtractor(nn.Module):
 class BiLSTMExtractor(nn.Module):
     r"""BiLSTM: masked mean of the BiLSTM outputs, then ``q_k = ReLU(s W'_k)``."""
 
-    def __init__(self, dim: int, n_interests: int = 4) -> None:
+    def __init__(self, dim: int, n_interests: int = 4, interest_activation: str = "relu"
+                 ) -> None:
         super().__init__()
         self.bilstm = MaskedBiLSTM(dim)
-        self.heads = _PooledInterests(dim, n_interests)
+        self.heads = _PooledInterests(dim, n_interests, interest_activation)
 
     def reset_parameters(self) -> None:
         self.bilstm.reset_parameters()
@@ -149,12 +151,10 @@ def build_extractor(
     bilstm; the attentive poolings have none)."""
     if name not in EXTRACTORS:
         raise ValueError(f"unknown extractor {name!r}; expected one of {sorted(EXTRACTORS)}")
-    activation = interest_activation_fn(interest_activation)  # rejects an unknown name
+    interest_activation_fn(interest_activation)  # rejects an unknown name for every extractor
     if name == "capsule":
         return SequentialCapsuleNetwork(dim, n_interests, routing_iters, use_bilstm,
                                         interest_activation, bilstm_mode)
-    extractor = EXTRACTORS[name](dim, n_interests)
-    for module in extractor.modules():
-        if isinstance(module, _PooledInterests):
-            module.activation = activation
-    return extractor
+    if name in ("sum", "bilstm"):  # the extractors that end in W'_k heads
+        return EXTRACTORS[name](dim, n_interests, interest_activation)
+    return EXTRACTORS[name](dim, n_interests)

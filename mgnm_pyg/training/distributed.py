@@ -216,21 +216,20 @@ def reduce_evaluation(ranking, gauc, best=None) -> None:
 
     The ranks scored disjoint sets of whole users, so summing the rank histograms and
     concatenating the per-row GAUC pair counts (and the per-user best ranks) gives the
-    single-process state exactly. Uses the accumulators' stored state
-    (``mgnm_pyg/metrics.py``): ``_hist``/``n_records``, ``_counts`` and ``_best``.
+    single-process state exactly (each accumulator's ``state`` methods,
+    ``mgnm_pyg/metrics.py``).
     """
     if not is_distributed():
         return
-    ranking._hist = all_reduce(ranking._hist)
-    ranking.n_records = int(all_reduce(torch.tensor([ranking.n_records])).item())
-    if gauc._rows:
-        raise MGNMError("distributed GAUC needs pair counts, not raw rows")
-    local = (torch.stack([torch.cat(c) for c in zip(*gauc._counts, strict=True)], 1)
-             if gauc._counts else torch.zeros(0, 4, dtype=torch.int64))
-    merged = all_gather_cat(local)
-    gauc._counts = [tuple(merged[:, i] for i in range(4))] if merged.numel() else []
+    ranking.load_state(all_reduce(ranking.state()))
+    try:
+        counts = gauc.pair_count_state()
+    except ValueError:
+        raise MGNMError("distributed GAUC needs pair counts, not raw rows") from None
+    gauc.load_pair_count_state(all_gather_cat(counts))
     if best is not None:
-        size = int(all_reduce(torch.tensor([best._best.numel()]), op="max").item())
+        local = best.state()
+        size = int(all_reduce(torch.tensor([local.numel()]), op="max").item())
         table = torch.zeros(size, dtype=torch.int64)
-        table[: best._best.numel()] = best._best
-        best._best = all_reduce(table)  # users are disjoint: at most one rank is non-zero
+        table[: local.numel()] = local
+        best.load_state(all_reduce(table))  # users are disjoint: one rank is non-zero
