@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-import platform
-import resource
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ import torch
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.training.config import TrainConfig
+from mgnm_pyg.training.machine import device_name, peak_rss_mb, reset_peak_rss, sync
 
 # Table 4 of the paper (TensorFlow 1.14, one GPU): s/iter, iterations/epoch, min/epoch.
 PAPER_TABLE4: dict[str, tuple[float, int, float]] = {
@@ -73,47 +72,6 @@ def paper_dim(spec: str) -> int:
     return 40 if paper_row(spec) == "micro-video" else 16
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU model from /proc/cpuinfo."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def reset_peak_rss() -> bool:
-    """Restart the peak-RSS count (Linux: ``5`` to /proc/self/clear_refs resets VmHWM);
-    False where that is not possible (then the peak is the process's lifetime peak).
-    """
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory since :func:`reset_peak_rss` (Linux ``VmHWM``), else the
-    process's lifetime peak (``ru_maxrss``: KiB on Linux, bytes on macOS).
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1 << 20) if platform.system() == "Darwin" else peak / 1024
-
-
 def load_bench_dataset(spec: str, max_len: int, seed: int):
     """A dataset by spec; synthetic presets skip their persisted candidates (the benchmark
     draws its own 1000 per timed record, which at paper scale would not fit in memory).
@@ -125,11 +83,6 @@ def load_bench_dataset(spec: str, max_len: int, seed: int):
         preset = spec.partition(":")[2] or "demo"
         return synthetic_dataset(preset, seed=seed, max_len=max_len, n_eval_negatives=1)
     return resolve_dataset(spec, max_len=max_len, seed=seed)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed_batches(sampler, iters: int, warmup: int, seed: int) -> list[np.ndarray]:
@@ -187,14 +140,14 @@ def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
         items = to_device(items, device)
         labels = torch.zeros(items.shape, device=device)
         labels[:, 0] = 1.0
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         with autocast(device, cfg.amp):
             loss, _ = model.loss(users, histories, items, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _sync(device)
+        sync(device)
         if step >= opts.warmup:
             times.append(time.perf_counter() - start)
             mean_lengths.append(float((batch["histories"] != 0).sum(1).float().mean()))
@@ -262,11 +215,11 @@ def time_evaluation(model, dataset, opts: BenchOptions, device: torch.device) ->
     n = len(timed.records["test"])
     out = {}
     for protocol in ("sampled", "full"):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         evaluate_split(model, timed, "test", protocol, ks=(5,), batch_size=opts.eval_batch_size,
                        max_len=opts.config.max_len, device=device, progress=False)
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - start
         out[protocol] = {
             "records_timed": n, "records_total": total, "extrapolated": n < total,
