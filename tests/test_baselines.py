@@ -130,7 +130,11 @@ def test_mgnm_softmax_loss_is_per_level_cross_entropy_plus_eq17():
     labels = torch.tensor([[1.0, 0, 0]] * 3)
     loss, parts, rows = training_loss(model, "softmax", users, histories, items, labels)
     torch.testing.assert_close(loss, ref)
-    assert rows == 3 and set(parts) == {"ce", "l1", "l2", "total"}
+    assert rows == 3 and set(parts) == {"ce", "l1", "l2", "total", "ce_level0", "ce_level1",
+                                        "ce_level2"}
+    for level in range(3):  # each level's logged cross-entropy, per record
+        own = F.cross_entropy(levels[:, level], targets - 1, reduction="sum") / 3
+        torch.testing.assert_close(parts[f"ce_level{level}"], own.detach())
     # bce is MGNM's own Eq. 16 loss
     bce, _, rows = training_loss(model, "bce", users, histories, items, labels)
     torch.testing.assert_close(bce, model.loss(users, histories, items, labels)[0])

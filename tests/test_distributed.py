@@ -141,6 +141,7 @@ def test_resumed_ddp_run_matches_single_process(runs):
     assert [r["epoch"] for r in ddp_rows] == [r["epoch"] for r in one_rows] == [1, 2]
     for ddp, one in zip(ddp_rows, one_rows, strict=True):
         assert ddp["train_loss"] == pytest.approx(one["train_loss"], rel=1e-5)
+        assert ddp["train_parts"] == pytest.approx(one["train_parts"], rel=1e-5)
         assert ddp["valid"]["n_records"] == one["valid"]["n_records"]
         one_record = 1 / one["valid"]["n_records"]
         assert ddp["valid"] == pytest.approx(one["valid"], abs=one_record)

@@ -76,7 +76,8 @@ def test_one_backward_reaches_every_parameter_and_padding_row_stays_zero(conv):
     assert model.item_embedding.weight.grad[0].abs().sum() == 0
     torch.optim.Adam(model.parameters(), lr=0.1).step()
     assert model.item_embedding.weight[0].abs().sum() == 0
-    assert set(parts) == {"bce", "l1", "l2", "total"} and parts["l2"] == 0
+    levels = {f"bce_level{i}" for i in range(model.n_levels)}
+    assert set(parts) == {"bce", "l1", "l2", "total"} | levels and parts["l2"] == 0
 
 
 def test_loss_terms_are_the_papers_sums():
@@ -93,6 +94,12 @@ def test_loss_terms_are_the_papers_sums():
     expected = bce + 0.5 * enc.adjacency.sum() + 0.25 * l2
     assert torch.allclose(loss, expected, rtol=1e-5)
     assert abs(parts["total"] - expected.item() / 6) < 1e-4
+    for level in range(model.n_levels):  # the logged BCE of each level, per row
+        own = torch.nn.functional.binary_cross_entropy_with_logits(
+            levels[:, level], labels, reduction="sum")
+        assert parts[f"bce_level{level}"].item() == pytest.approx(own.item() / 6, rel=1e-5)
+    assert sum(parts[f"bce_level{i}"] for i in range(model.n_levels)).item() == pytest.approx(
+        parts["bce"].item(), rel=1e-5)
 
 
 def test_ablation_switches_change_what_they_name():

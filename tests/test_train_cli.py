@@ -30,6 +30,10 @@ def test_train_writes_every_file(run_dir):
     assert len(lines) == 1
     row = json.loads(lines[0])
     assert row["epoch"] == 1 and row["train_loss"] > 0
+    parts = row["train_parts"]  # per-row means over the epoch: the terms add up
+    assert parts["total"] == pytest.approx(row["train_loss"], rel=1e-6)
+    assert parts["bce"] + parts["l1"] + parts["l2"] == pytest.approx(parts["total"], rel=1e-6)
+    assert parts["bce_level0"] + parts["bce_level1"] == pytest.approx(parts["bce"], rel=1e-6)
     assert row["timing"]["seconds"] >= row["timing"]["train_seconds"] > 0
     assert set(row["valid"]) >= {"gauc", "ndcg@5", "hit@5", "mrr@5"}
     test = json.loads((run_dir / "test_metrics.json").read_text())

@@ -29,6 +29,7 @@ from ..nn.adjacency import (
 from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
 from ..nn.extractors import build_extractor
 from ..nn.readout import target_attention
+from ..training.losses import level_names
 from .base import reset_item_embedding
 
 __all__ = ["MGNM", "MGNMEncoding"]
@@ -233,17 +234,22 @@ class MGNM(nn.Module):
             + \theta_2 \sum_{p} \|p\|^2
 
         ``parts`` holds each term divided by the number of rows ``B * C``, as detached
-        0-dim tensors (for logging; ``float()`` them when needed).
+        0-dim tensors (for logging; ``float()`` them when needed), and the BCE of each
+        level (``bce_level0`` ..): a level whose BCE climbs towards ``log 2`` has stopped
+        scoring.
         """
         enc = self.encode(users, histories)
         levels = self.score(enc.interests, items)
-        bce = F.binary_cross_entropy_with_logits(
-            levels, labels.to(levels.dtype).unsqueeze(1).expand_as(levels), reduction="sum"
-        )
+        targets = labels.to(levels.dtype).unsqueeze(1).expand_as(levels)
+        bce = F.binary_cross_entropy_with_logits(levels, targets, reduction="sum")
         reg, parts = self.regularization(enc)
         l1, l2 = parts["l1"], parts["l2"]
         total = bce + reg
+        with torch.no_grad():  # logged only; kept out of ``bce`` so its sum is unchanged
+            per_level = F.binary_cross_entropy_with_logits(
+                levels.detach(), targets, reduction="none").sum((0, 2))
         # Detached device scalars: reading them (float()) is the caller's choice, so a
         # training step on a GPU never waits for the host.
-        values = torch.stack([bce, l1, l2, total]).detach() / labels.numel()
-        return total, dict(zip(("bce", "l1", "l2", "total"), values.unbind(), strict=True))
+        values = torch.cat([torch.stack([bce, l1, l2, total]).detach(), per_level])
+        names = ("bce", "l1", "l2", "total", *level_names("bce", self.n_levels))
+        return total, dict(zip(names, (values / labels.numel()).unbind(), strict=True))

@@ -24,9 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LOSSES", "bce_loss", "full_softmax_loss", "softmax_cross_entropy", "training_loss"]
+__all__ = ["LOSSES", "bce_loss", "full_softmax_loss", "level_names", "softmax_cross_entropy",
+           "training_loss"]
 
 LOSSES = ("bce", "softmax")
+
+
+def level_names(term: str, n_levels: int) -> tuple[str, ...]:
+    """Names of a loss term's per-level parts: ``bce_level0``, ``bce_level1``, ..."""
+    return tuple(f"{term}_level{level}" for level in range(n_levels))
 
 
 def bce_loss(level_scores: Tensor, labels: Tensor) -> Tensor:
@@ -85,8 +91,15 @@ def full_softmax_loss(model: nn.Module, users: Tensor, histories: Tensor,
     reg, reg_parts = regularization(model, encoding, ce)
     total = ce + reg
     names = ("ce", *reg_parts, "total")
-    values = torch.stack([ce, *reg_parts.values(), total]).detach() / targets.numel()
-    return total, dict(zip(names, values.unbind(), strict=True))
+    values = torch.stack([ce, *reg_parts.values(), total]).detach()
+    n_levels = levels.shape[1]
+    if n_levels > 1:  # each level's cross-entropy, logged only (see MGNM.loss)
+        with torch.no_grad():
+            per_level = F.cross_entropy(levels.detach().transpose(1, 2), targets.unsqueeze(1)
+                                        .expand(-1, n_levels) - 1, reduction="none").sum(0)
+        names += level_names("ce", n_levels)
+        values = torch.cat([values, per_level])
+    return total, dict(zip(names, (values / targets.numel()).unbind(), strict=True))
 
 
 def training_loss(model: nn.Module, kind: str, users: Tensor, histories: Tensor,

@@ -105,6 +105,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
         self.loss_module = distributed.wrap_model(self.model, self.device)
         self.epoch = 0  # completed epochs
+        self.epoch_parts: dict[str, float] = {}  # per-row loss parts of the last epoch
         self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
                                       "history": []}
         self._header_printed = False
@@ -154,7 +155,9 @@ class Trainer:
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training records; returns the loss per row (a (record,
-        candidate) pair under ``bce``, a record under ``softmax``)."""
+        candidate) pair under ``bce``, a record under ``softmax``). The per-row mean of
+        each part of the loss (its terms, and MGNM's per-level BCE) is left in
+        :attr:`epoch_parts` (``train_parts`` in ``metrics.jsonl``)."""
         from mgnm_pyg.data.collate import dense_batch
         from mgnm_pyg.data.negatives import sample_training_negatives
         from mgnm_pyg.data.sampler import LengthBucketSampler
@@ -172,6 +175,8 @@ class Trainer:
 
         self.model.train()
         window: list[tuple[torch.Tensor, float]] = []  # (loss, rows) since the last check
+        part_sums: dict[str, torch.Tensor] = {}  # on the device: read once, at the end
+        part_rows = 0
         total_loss, total_rows, seen = 0.0, 0.0, 0
         start = time.perf_counter()
         bar = tqdm(total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
@@ -186,8 +191,11 @@ class Trainer:
                 labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
                 labels[:, 0] = 1.0
                 with acceleration.autocast(self.device, cfg.amp):
-                    loss, _, rows = self.loss_module(users, histories, items, labels,
-                                                     cfg.loss, weight)
+                    loss, parts, rows = self.loss_module(users, histories, items, labels,
+                                                         cfg.loss, weight)
+                for name, value in parts.items():
+                    part_sums[name] = part_sums.get(name, 0.0) + value.double() * rows
+                part_rows += rows
                 if self.optimizer is not None:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -211,7 +219,22 @@ class Trainer:
                                     rec_s=f"{rate:.0f}")
         finally:
             bar.close()
+        self.epoch_parts = self._epoch_parts(part_sums, part_rows)
         return total_loss / max(total_rows, 1)
+
+    def _epoch_parts(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, float]:
+        """Per-row means of the loss parts, over all ranks; one host read per epoch."""
+        if not sums:
+            return {}
+        values = torch.stack(list(sums.values()))
+        both = distributed.all_reduce(torch.cat([values, values.new_tensor([rows])])).tolist()
+        out = dict(zip(sums, both[:-1], strict=True))
+        if "l2" in out and distributed.is_distributed():
+            # Every rank adds the same parameter penalty to its loss: count it once.
+            extra = out["l2"] * (1 - 1 / distributed.world_size())
+            out["l2"] -= extra
+            out["total"] -= extra
+        return {name: value / max(both[-1], 1) for name, value in out.items()}
 
     def _global_losses(self, window: list[tuple[torch.Tensor, float]]) -> list[tuple[float, float]]:
         """Each step's global loss sum and row count, with one host transfer (and, under
@@ -287,7 +310,8 @@ class Trainer:
                                     f"(got {', '.join(valid)})")
             # Wall times (training pass, and training plus validation) are the only
             # fields a resumed run may not reproduce.
-            row = {"epoch": epoch, "train_loss": loss, "valid": valid,
+            row = {"epoch": epoch, "train_loss": loss, "train_parts": self.epoch_parts,
+                   "valid": valid,
                    "timing": {"train_seconds": round(train_seconds, 3),
                               "seconds": round(time.perf_counter() - start, 3)}}
             self.epoch = epoch
