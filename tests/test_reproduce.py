@@ -219,7 +219,9 @@ def test_rows_split_a_table_between_processes(tmp_path, one_thread):
         "pop-seed0", "pop-seed1", "sasrec-seed0", "sasrec-seed1"]
     md = (out / "table2-pop-sasrec.md").read_text()
     assert "| Pop | " in md and "| SASRec | " in md and "| MGNM | " not in md
-    assert "no t-tests" in md and "paper only" not in md  # rows left out are not listed
+    assert "no t-tests" in md
+    assert "mgnm (paper only" not in md and "gru4rec (paper only" not in md  # left out: not listed
+    assert "SURGE (paper only, not implemented)" in md  # as before: the paper's other rows
     assert not list(out.rglob(".training.lock"))  # released after each run
 
     whole = CliRunner().invoke(cli, args)  # the rest of the table, reusing the four
