@@ -178,3 +178,31 @@ def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: boo
                        f"sum-pooled {values['sum']:.4f}")
     fig = compare_figure(rows, pooled, metric, protocol)
     _save(fig, out, fmt, dpi, Path("compare"))
+
+
+@visualize.command("training")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--metric", type=click.Choice(["gauc", "ndcg@5", "hit@5", "mrr@5"]),
+              default="ndcg@5", show_default=True, help="Validation metric drawn.")
+@_output_options
+@user_errors
+def training(run_dirs: tuple[Path, ...], metric: str, out: Path | None, fmt: str | None,
+             dpi: int) -> None:
+    """Training curves of runs: the loss of each level, and a validation metric, by epoch.
+
+    Read from each run's metrics.jsonl (runs still training are drawn up to their last
+    finished epoch). Per-level losses come from the ``train_parts`` of MGNM runs.
+    """
+    from mgnm_pyg.errors import MGNMError
+    from mgnm_pyg.training.runs import read_epoch_log
+    from mgnm_pyg.visualize import training_figure
+
+    logs = {}
+    for run in run_dirs:
+        rows = read_epoch_log(run)
+        if not rows:
+            raise MGNMError(f"{run / 'metrics.jsonl'}: no finished epoch yet")
+        logs[run.name if run.name not in logs else str(run)] = rows
+    default = run_dirs[0] / "plots" / "training" if len(run_dirs) == 1 else Path("training")
+    _save(training_figure(logs, metric), out, fmt, dpi, default)

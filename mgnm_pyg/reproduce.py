@@ -255,10 +255,9 @@ class RunCache:
 
 def epoch_log(run_dir: Path) -> tuple[int, float]:
     """(epochs run, their seconds of training and validation) from ``metrics.jsonl``."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return 0, 0.0
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from mgnm_pyg.training.runs import read_epoch_log
+
+    rows = read_epoch_log(run_dir)
     return len(rows), float(sum(r.get("timing", {}).get("seconds", 0.0) for r in rows))
 
 

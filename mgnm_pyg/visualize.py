@@ -19,7 +19,7 @@ from mgnm_pyg.analysis import LevelFeatures, Routing, UserHistory, strongest_edg
 from mgnm_pyg.io import atomic_path
 
 __all__ = ["FORMATS", "compare_figure", "interests_figure", "panels", "save_figure",
-           "user_figure"]
+           "training_figure", "user_figure"]
 
 FORMATS = ("png", "svg", "pdf")
 PANEL = "panel"  # label prefix of the axes that hold a picture (colour bars have none)
@@ -282,4 +282,53 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None
         ax.set_title("pooling of the level scores at inference\n(each run re-evaluated, same "
                  "weights)", fontsize=10)
         ax.legend(fontsize=8)
+    return fig
+
+
+def _level_parts(row: dict) -> dict[int, float]:
+    """Level -> that level's training loss in one ``metrics.jsonl`` row (``bce_level{l}``
+    or ``ce_level{l}`` of ``train_parts``); empty for one-level models and older runs."""
+    out = {}
+    for name, value in row.get("train_parts", {}).items():
+        term, _, level = name.rpartition("_level")
+        if term in ("bce", "ce") and level.isdigit():
+            out[int(level)] = float(value)
+    return out
+
+
+def training_figure(logs: dict[str, list[dict]], metric: str = "ndcg@5") -> Any:
+    """Each run's training loss per level, and its validation ``metric``, against the epoch.
+
+    A level whose loss climbs back towards ``log 2`` (BCE of a constant score) has stopped
+    scoring; runs without per-level parts draw their total training loss instead.
+
+    Args:
+        logs: run name -> its :func:`~mgnm_pyg.training.runs.read_epoch_log` rows.
+        metric: a validation metric of the rows (gauc, ndcg@5, hit@5, mrr@5).
+    """
+    fig = _figure(11, 4.6)
+    loss_ax = _panel(fig.add_subplot(1, 2, 1), "loss")
+    valid_ax = _panel(fig.add_subplot(1, 2, 2), "valid")
+    styles = ["-", "--", ":", "-."]
+    for i, (name, rows) in enumerate(logs.items()):
+        epochs = [int(r["epoch"]) for r in rows]
+        style = styles[i % len(styles)]
+        levels = sorted({lv for r in rows for lv in _level_parts(r)})
+        if levels:
+            for level in levels:
+                ys = [_level_parts(r).get(level, np.nan) for r in rows]
+                loss_ax.plot(epochs, ys, style, marker="o", color=f"C{level}",
+                             label=f"{name}: level {level}")
+        else:
+            loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], style, marker="o",
+                         color="black", label=f"{name}: total")
+        valid_ax.plot(epochs, [float(r["valid"].get(metric, np.nan)) for r in rows], style,
+                      marker="o", label=name)
+    loss_ax.axhline(np.log(2), color="grey", linewidth=0.8)
+    loss_ax.set_title("training loss per level (per row; grey: log 2)", fontsize=10)
+    loss_ax.set_xlabel("epoch")
+    valid_ax.set_title(f"validation {metric}", fontsize=10)
+    valid_ax.set_xlabel("epoch")
+    for ax in (loss_ax, valid_ax):
+        ax.legend(fontsize=7)
     return fig

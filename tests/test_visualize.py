@@ -248,3 +248,41 @@ def test_bad_requests_give_clean_errors(run_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(PreparedDataset, "sequence", lambda self, u: np.zeros(0, np.int64))
     failed(invoke("visualize", "adjacency", run_dir, "--user", "u003"), "empty history")
+
+
+def test_training_command_draws_each_levels_logged_loss(run_dir, sum_run, tmp_path,
+                                                        monkeypatch):
+    from mgnm_pyg import visualize
+
+    figures = captured_figures(monkeypatch, "training_figure")
+    out = tmp_path / "t.svg"
+    ok(invoke("visualize", "training", run_dir, sum_run, "--metric", "hit@5", "--out", out))
+    assert out.read_text().lstrip().startswith("<?xml")
+    loss_ax, valid_ax = visualize.panels(figures[0])
+    rows = {r: json.loads((r / "metrics.jsonl").read_text().splitlines()[0])
+            for r in (run_dir, sum_run)}
+    lines = {line.get_label(): line for line in loss_ax.get_lines()}
+    for run, levels in ((run_dir, 3), (sum_run, 2)):  # L=2 and L=1: one line per level
+        for level in range(levels):
+            line = lines[f"{run.name}: level {level}"]
+            assert list(line.get_xdata()) == [1]
+            assert line.get_ydata()[0] == pytest.approx(
+                rows[run]["train_parts"][f"bce_level{level}"])
+        assert f"{run.name}: level {levels}" not in lines
+    valid = {line.get_label(): line for line in valid_ax.get_lines()}
+    assert valid[run_dir.name].get_ydata()[0] == pytest.approx(rows[run_dir]["valid"]["hit@5"])
+
+    # a run without per-level parts (an older run, or a one-level model) draws its total
+    older = tmp_path / "older"
+    older.mkdir()
+    row = {k: v for k, v in rows[run_dir].items() if k != "train_parts"}
+    (older / "metrics.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(
+        {**row, "epoch": 2, "train_loss": 0.5}) + "\n")
+    ok(invoke("visualize", "training", older, "--out", tmp_path / "o.png"))
+    (total,) = visualize.panels(figures[1])[0].get_lines()[:1]
+    assert list(total.get_xdata()) == [1, 2] and total.get_ydata()[1] == 0.5
+
+    (older / "metrics.jsonl").write_text(json.dumps(row) + "\n{not json\n")
+    failed(invoke("visualize", "training", older), "metrics.jsonl, line 2: not valid JSON")
+    (older / "metrics.jsonl").unlink()
+    failed(invoke("visualize", "training", older), "no finished epoch yet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,30 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
                             "data": run.config.data, "split": split, "protocol": protocol,
                             "metrics": metrics})
     return metrics, out
+
+
+def read_epoch_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl`` (one per finished epoch; [] before the first).
+
+    Raises :class:`MGNMError` naming the file and line of a row that is not a JSON object.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MGNMError(f"{path}: cannot read ({exc})") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MGNMError(f"{path}, line {number}: not valid JSON ({exc.msg}, column "
+                            f"{exc.colno})") from None
+        if not isinstance(row, dict) or "epoch" not in row:
+            raise MGNMError(f"{path}, line {number}: expected an object with an 'epoch' key")
+        rows.append(row)
+    return rows
