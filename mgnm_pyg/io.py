@@ -1,7 +1,8 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
 A reader never sees a half-written file, and an interrupted write leaves the
-previous version (or nothing) in place.
+previous version (or nothing) in place. Also :func:`process_lock`, a lock file that
+keeps two processes off the same work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from mgnm_pyg.errors import MGNMError
 
 
 @contextlib.contextmanager
@@ -78,3 +81,53 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def process_lock(lock: str | Path, busy: str = "busy") -> Iterator[None]:
+    """Hold the file ``lock`` (holding this process's pid) for the ``with`` block.
+
+    Raises :class:`MGNMError` ("``busy``: held by process PID (LOCK) ...") while another
+    live process holds it; a lock left by a process that no longer exists (killed) is
+    taken over. The lock is put in place with a hard link, which fails when it exists, so
+    two processes do not both get a free lock (taking over a stale one is best effort).
+    """
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # The pid is written first and the file then linked into place, which fails if the
+    # lock exists: no other process can ever read a lock without its pid.
+    mine = lock.with_name(f"{lock.name}.{os.getpid()}.tmp")
+    mine.write_text(str(os.getpid()))
+    try:
+        for _ in range(2):
+            try:
+                os.link(mine, lock)
+                break
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and _alive(pid):
+                    raise MGNMError(f"{busy}: held by process {pid} ({lock}); wait for it, "
+                                    f"or delete the lock if that process is not this "
+                                    f"program") from None
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+        else:
+            raise MGNMError(f"{lock}: could not take the lock")
+    finally:
+        mine.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

@@ -14,16 +14,15 @@ and Figure 7's sum-pooled runs are Table 3's "w/o MaxPool" runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.io import process_lock
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 
 Echo = Callable[[str], None]
@@ -143,48 +142,6 @@ def _check_same_run(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
     return saved
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def training_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/.training.lock`` (the pid) while a run trains, so that two commands
-    sharing an ``--out-dir`` never train the same run at once. A lock left by a process
-    that no longer exists (killed) is taken over."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / ".training.lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise MGNMError(f"{run_dir} is being trained by process {pid} "
-                                f"({lock}); wait for it, or delete the lock if that process "
-                                f"is not this program") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
-        break
-    else:
-        raise MGNMError(f"{lock}: could not take the training lock")
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
 class RunCache:
     """Trains, resumes or reuses runs; loads each dataset once."""
 
@@ -219,8 +176,11 @@ class RunCache:
                     else f"; trained with at most {saved['epochs']} epochs, not retrained")
             self.echo(f"{what}: done already ({run_dir}{note})")
         else:
-            with training_lock(run_dir):
-                self._train(run_dir, config, what)
+            # The lock keeps two commands sharing OUT_DIR off the same run; the second
+            # check sees a run another process finished while this one was waiting.
+            with process_lock(run_dir / ".training.lock", f"{run_dir} is being trained"):
+                if not metrics_path.is_file():
+                    self._train(run_dir, config, what)
         try:
             self.seen[run_dir] = json.loads(metrics_path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:

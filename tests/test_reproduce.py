@@ -239,19 +239,19 @@ def test_training_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
     import sys
 
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.reproduce import training_lock
+    from mgnm_pyg.io import process_lock
 
     run = tmp_path / "run"
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         run.mkdir()
         (run / ".training.lock").write_text(str(owner.pid))
-        with pytest.raises(MGNMError, match=f"being trained by process {owner.pid}"):
-            with training_lock(run):
+        with pytest.raises(MGNMError, match=f"busy here: held by process {owner.pid}"):
+            with process_lock(run / ".training.lock", "busy here"):
                 pass
     finally:
         owner.kill()
         owner.wait()
-    with training_lock(run):  # its owner is gone now: the stale lock is taken over
+    with process_lock(run / ".training.lock"):  # its owner is gone: the stale lock is taken
         assert (run / ".training.lock").read_text() == str(os.getpid())
     assert not (run / ".training.lock").exists()
