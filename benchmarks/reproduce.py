@@ -88,13 +88,17 @@ def _table_command(table: str, help_text: str) -> None:
     @click.option("--rows", default=None, metavar="NAME[,NAME...]",
                   help="Train and report only these rows (e.g. 'pop,sasrec'), so separate "
                        "processes can share a table; [default: every row].")
+    @click.option("--report-only", is_flag=True,
+                  help="Train nothing: report the rows whose runs have all finished, and "
+                       "name the others (to look at a table while it is being trained).")
     @user_errors
     def command(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
                 markdown: Path | None, device: str, threads: int | None,
-                progress: bool, rows: str | None) -> None:
+                progress: bool, rows: str | None, report_only: bool) -> None:
         from mgnm_pyg.reproduce import reproduce_table
 
         plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
+        plan.report_only = report_only
         names = None if rows is None else [r.strip() for r in rows.split(",") if r.strip()]
         name = table if names is None else f"{table}-{'-'.join(names)}"
         _write(reproduce_table(table, plan, echo=click.echo, rows=names), out_dir, name,

@@ -101,6 +101,7 @@ class Plan:
     quick: bool = False
     device: str = "auto"
     progress: bool = False
+    report_only: bool = False  # tables: report the rows whose runs all finished, train none
 
     def config(self, variant: Variant, seed: int) -> TrainConfig:
         values: dict[str, Any] = {"data": self.data, "device": self.device, "seed": seed}
@@ -150,6 +151,7 @@ class RunCache:
         self.datasets: dict[tuple, Any] = {}
         self.counts = {"trained": 0, "resumed": 0, "reused": 0}
         self.seen: dict[Path, dict[str, Any]] = {}  # runs met earlier in this command
+        self.unfinished: dict[str, str] = {}  # report_only: row label -> "k of n runs"
 
     def _dataset(self, config: TrainConfig) -> Any:
         from mgnm_pyg.training.runs import load_data
@@ -233,10 +235,15 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
             done += 1
             run_dir = plan.run_dir(table, variant, seed)
             what = f"[{table} {done}/{total}] {variant.label} seed {seed}"
+            if plan.report_only and not (run_dir / "test_metrics.json").is_file():
+                continue
             metrics = cache.ensure(run_dir, plan.config(variant, seed), what)
             epochs, seconds = epoch_log(run_dir)
             runs.append({"seed": seed, "run_dir": str(run_dir), "test": metrics,
                          "epochs": epochs, "epoch_seconds": seconds})
+        if len(runs) < len(plan.seeds):  # report_only: a row is shown with all its seeds
+            cache.unfinished[variant.label] = f"{len(runs)} of {len(plan.seeds)} runs"
+            continue
         results[variant.name] = {"label": variant.label, "runs": runs}
     return results
 
@@ -270,7 +277,11 @@ def reproduce_table(table: str, plan: Plan, echo: Echo = print,
     start = time.perf_counter()
     cache = RunCache(plan, echo)
     results = run_variants(table, variants, plan, cache)
-    return table_report(table, plan, results, time.perf_counter() - start, cache.counts)
+    if not results:
+        raise MGNMError(f"no row of {table} has all its runs finished in {plan.out_dir} yet "
+                        f"({', '.join(f'{k}: {v}' for k, v in cache.unfinished.items())})")
+    return table_report(table, plan, results, time.perf_counter() - start, cache.counts,
+                        cache.unfinished)
 
 
 def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampled",

@@ -161,13 +161,20 @@ def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict
 
 
 def table_report(table: str, plan: Any, results: dict[str, Any], seconds: float,
-                 counts: dict[str, int]) -> dict[str, Any]:
-    """JSON-able report of one table; ``markdown`` holds the text."""
+                 counts: dict[str, int], unfinished: dict[str, str] | None = None
+                 ) -> dict[str, Any]:
+    """JSON-able report of one table; ``markdown`` holds the text. ``unfinished`` (row
+    label -> how many runs are done) lists rows left out because runs are missing."""
     summary = summarize(results)
+    markdown = table_markdown(table, plan, results, summary, seconds, counts)
+    if unfinished:
+        markdown += ("\nLeft out, not finished yet (--report-only): "
+                     + "; ".join(f"{label} ({done})" for label, done in unfinished.items())
+                     + ".\n")
     return {"table": table, "data": plan.data, "seeds": plan.seeds, "quick": plan.quick,
             "seconds": seconds, "counts": counts, "paper_dataset": paper_dataset(plan.data),
-            "results": results, "summary": summary,
-            "markdown": table_markdown(table, plan, results, summary, seconds, counts)}
+            "results": results, "summary": summary, "unfinished": unfinished or {},
+            "markdown": markdown}
 
 
 def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int) -> list[str]:

@@ -224,6 +224,16 @@ def test_rows_split_a_table_between_processes(tmp_path, one_thread):
     assert "SURGE (paper only, not implemented)" in md  # as before: the paper's other rows
     assert not list(out.rglob(".training.lock"))  # released after each run
 
+    look = CliRunner().invoke(cli, [*args, "--report-only"])  # trains nothing
+    assert look.exit_code == 0, look.output
+    assert "0 trained, 0 resumed, 4 reused" in look.output
+    assert "| Pop | " in look.output and "| MGNM | " not in look.output
+    assert ("Left out, not finished yet (--report-only): MGNM (0 of 2 runs); GRU4Rec (0 of 2 "
+            "runs); ComiRec-DR (0 of 2 runs)") in look.output
+    assert len(list((out / "table2").iterdir())) == 4
+    empty = CliRunner().invoke(cli, [*args, "--report-only", "--out-dir", str(tmp_path / "no")])
+    assert empty.exit_code == 1 and "no row of table2 has all its runs finished" in empty.output
+
     whole = CliRunner().invoke(cli, args)  # the rest of the table, reusing the four
     assert whole.exit_code == 0, whole.output
     assert "6 trained, 0 resumed, 4 reused" in whole.output
