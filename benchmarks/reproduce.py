@@ -119,10 +119,13 @@ _table_command("table3", "Table 3: MGNM against w/o UGCN, w/o L1Norm, w/o BiLSTM
               show_default=True)
 @click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Picture (png, svg or pdf) [default: OUT_DIR/figures.png].")
+@click.option("--rows", default=None, metavar="NAME[,NAME...]",
+              help="Train and draw only these settings (mgnm, L0..L4, K1..K8, wo-maxpool), "
+                   "so separate processes can share the figures; [default: all].")
 @user_errors
 def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
             markdown: Path | None, device: str, threads: int | None, progress: bool,
-            metric: str, protocol: str, figure: Path | None) -> None:
+            metric: str, protocol: str, figure: Path | None, rows: str | None) -> None:
     """Figures 3 (against L = 0..4), 4 (against K = 1..8) and 7 (max vs sum pooling)."""
     from mgnm_pyg import reproduce as rp
     from mgnm_pyg.visualize import save_figure
@@ -130,12 +133,15 @@ def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_d
     plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
     grids = ((rp.QUICK_FIGURE_LAYERS, rp.QUICK_FIGURE_INTERESTS) if quick
              else (rp.FIGURE_LAYERS, rp.FIGURE_INTERESTS))
-    fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo)
-    path = figure if figure is not None else out_dir / "figures.png"
+    names = None if rows is None else [r.strip() for r in rows.split(",") if r.strip()]
+    fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo,
+                                       rows=names)
+    stem = "figures" if names is None else f"figures-{'-'.join(names)}"
+    path = figure if figure is not None else out_dir / f"{stem}.png"
     fmt = path.suffix.lstrip(".").lower()
     save_figure(fig, path, fmt if fmt in ("png", "svg", "pdf") else "png")
     report["markdown"] += f"\nPicture: {path}\n"
-    _write(report, out_dir, "figures", markdown)
+    _write(report, out_dir, stem, markdown)
 
 
 if __name__ == "__main__":

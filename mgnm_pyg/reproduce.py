@@ -287,12 +287,15 @@ def reproduce_table(table: str, plan: Plan, echo: Echo = print,
 def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampled",
                       layers: tuple[int, ...] = FIGURE_LAYERS,
                       interests: tuple[int, ...] = FIGURE_INTERESTS,
-                      echo: Echo = print) -> tuple[Any, dict[str, Any]]:
+                      echo: Echo = print, rows: list[str] | None = None
+                      ) -> tuple[Any, dict[str, Any]]:
     """Figures 3, 4 and 7 in one picture of :func:`~mgnm_pyg.visualize.compare_figure`.
 
     Figure 7 re-evaluates each max-pooled and each sum-pooled run with the other pooling
     (:func:`~mgnm_pyg.analysis.pooling_comparison`), so both trainings are compared
-    under both poolings. Returns (figure, report).
+    under both poolings. ``rows`` (names such as ``mgnm``, ``L0``, ``K8``,
+    ``wo-maxpool``) keeps only those settings, to share the runs between processes.
+    Returns (figure, report).
     """
     from mgnm_pyg.analysis import pooling_comparison, run_summary
     from mgnm_pyg.reproduce_report import figure_report
@@ -301,6 +304,15 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
     start = time.perf_counter()
     cache = RunCache(plan, echo)
     grid, pooled = figure_variants(layers, interests)
+    if rows is not None:
+        known = list(dict.fromkeys(v.name for v in grid + pooled))
+        unknown = [r for r in rows if r not in known]
+        if unknown or not rows:
+            raise MGNMError(f"the figures have no setting "
+                            f"{', '.join(map(repr, unknown)) or '(empty)'}; they are: "
+                            f"{', '.join(known)}")
+        grid = [v for v in grid if v.name in rows]
+        pooled = [v for v in pooled if v.name in rows]
     grid_runs = run_variants("figures", grid, plan, cache)
     pooled_runs = run_variants("figures", pooled, plan, cache)
     rows = [run_summary(r["run_dir"], metric, protocol)

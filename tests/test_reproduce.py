@@ -207,6 +207,19 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     md = (out / "figures.md").read_text()
     assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
 
+    # --rows: only the named settings (here reused), in files of their own
+    part = CliRunner().invoke(_cli(), [
+        "figures", "--data", "synthetic:tiny", "--quick", "--seeds", "1", "--device", "cpu",
+        "--out-dir", str(out), "--rows", "L1,K2"])
+    assert part.exit_code == 0, part.output
+    assert "0 trained, 0 resumed, 2 reused" in part.output
+    report = json.loads((out / "figures-L1-K2.json").read_text())
+    assert sorted((r["n_layers"], r["n_interests"]) for r in report["rows"]) == [(1, 4), (3, 2)]
+    assert report["pooling"] == {} and (out / "figures-L1-K2.png").is_file()
+    bad = CliRunner().invoke(_cli(), ["figures", "--quick", "--out-dir", str(out),
+                                      "--rows", "L9"])
+    assert bad.exit_code == 1 and "'L9'" in bad.output and "wo-maxpool" in bad.output
+
 
 def test_rows_split_a_table_between_processes(tmp_path, one_thread):
     cli, out = _cli(), tmp_path / "runs"
