@@ -248,23 +248,28 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
     return results
 
 
-def select_rows(table: str, rows: list[str] | None) -> list[Variant]:
-    """The variants of ``table`` named in ``rows`` (all of them for ``None``), in table order.
+def pick_rows(variants: list[Variant], rows: list[str] | None, what: str) -> list[Variant]:
+    """The ``variants`` named in ``rows`` (all of them for ``None``), in their order.
 
-    Lets the rows of one table be trained by separate processes (one per core or GPU); a
-    later command without ``rows`` reuses every finished run and reports the whole table.
+    Lets the rows of a table (or the settings of the figures) be trained by separate
+    processes, one per core or GPU; a later command without ``rows`` reuses every
+    finished run and reports the whole of it.
     """
-    if table not in TABLES:
-        raise MGNMError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    variants = TABLES[table]
     if rows is None:
         return variants
-    known = [v.name for v in variants]
+    known = list(dict.fromkeys(v.name for v in variants))
     unknown = [r for r in rows if r not in known]
     if unknown or not rows:
-        raise MGNMError(f"{table} has no row {', '.join(map(repr, unknown)) or '(empty)'}; "
+        raise MGNMError(f"{what} has no row {', '.join(map(repr, unknown)) or '(empty)'}; "
                         f"its rows are: {', '.join(known)}")
     return [v for v in variants if v.name in rows]
+
+
+def select_rows(table: str, rows: list[str] | None) -> list[Variant]:
+    """:func:`pick_rows` of Table 2 or 3."""
+    if table not in TABLES:
+        raise MGNMError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+    return pick_rows(TABLES[table], rows, table)
 
 
 def reproduce_table(table: str, plan: Plan, echo: Echo = print,
@@ -304,15 +309,8 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
     start = time.perf_counter()
     cache = RunCache(plan, echo)
     grid, pooled = figure_variants(layers, interests)
-    if rows is not None:
-        known = list(dict.fromkeys(v.name for v in grid + pooled))
-        unknown = [r for r in rows if r not in known]
-        if unknown or not rows:
-            raise MGNMError(f"the figures have no setting "
-                            f"{', '.join(map(repr, unknown)) or '(empty)'}; they are: "
-                            f"{', '.join(known)}")
-        grid = [v for v in grid if v.name in rows]
-        pooled = [v for v in pooled if v.name in rows]
+    kept = {v.name for v in pick_rows(grid + pooled, rows, "the figures")}
+    grid, pooled = [v for v in grid if v.name in kept], [v for v in pooled if v.name in kept]
     grid_runs = run_variants("figures", grid, plan, cache)
     pooled_runs = run_variants("figures", pooled, plan, cache)
     rows = [run_summary(r["run_dir"], metric, protocol)
