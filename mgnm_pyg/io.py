@@ -83,6 +83,14 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class LockHeld(MGNMError):
+    """:func:`process_lock` found its lock held by another live process (``pid``)."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -97,7 +105,7 @@ def _alive(pid: int) -> bool:
 def process_lock(lock: str | Path, busy: str = "busy") -> Iterator[None]:
     """Hold the file ``lock`` (holding this process's pid) for the ``with`` block.
 
-    Raises :class:`MGNMError` ("``busy``: held by process PID (LOCK) ...") while another
+    Raises :class:`LockHeld` ("``busy``: held by process PID (LOCK) ...") while another
     live process holds it; a lock left by a process that no longer exists (killed) is
     taken over. The lock is put in place with a hard link, which fails when it exists, so
     two processes do not both get a free lock (taking over a stale one is best effort).
@@ -119,9 +127,9 @@ def process_lock(lock: str | Path, busy: str = "busy") -> Iterator[None]:
                 except (OSError, ValueError):
                     pid = 0
                 if pid and pid != os.getpid() and _alive(pid):
-                    raise MGNMError(f"{busy}: held by process {pid} ({lock}); wait for it, "
-                                    f"or delete the lock if that process is not this "
-                                    f"program") from None
+                    raise LockHeld(f"{busy}: held by process {pid} ({lock}); wait for it, "
+                                   f"or delete the lock if that process is not this "
+                                   f"program", pid) from None
                 lock.unlink(missing_ok=True)  # stale: its process is gone
         else:
             raise MGNMError(f"{lock}: could not take the lock")

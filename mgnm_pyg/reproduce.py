@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.io import process_lock
+from mgnm_pyg.io import LockHeld, process_lock
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 
 Echo = Callable[[str], None]
@@ -149,7 +149,7 @@ class RunCache:
     def __init__(self, plan: Plan, echo: Echo = print) -> None:
         self.plan, self.echo = plan, echo
         self.datasets: dict[tuple, Any] = {}
-        self.counts = {"trained": 0, "resumed": 0, "reused": 0}
+        self.counts = {"trained": 0, "resumed": 0, "reused": 0, "skipped": 0}
         self.seen: dict[Path, dict[str, Any]] = {}  # runs met earlier in this command
         self.unfinished: dict[str, str] = {}  # report_only: row label -> "k of n runs"
 
@@ -166,8 +166,10 @@ class RunCache:
                           f"paper's protocol is per-user 7:1:2 with 1000")
         return self.datasets[key]
 
-    def ensure(self, run_dir: Path, config: TrainConfig, what: str) -> dict[str, Any]:
-        """The run's ``test_metrics.json``, training or resuming the run first if needed."""
+    def ensure(self, run_dir: Path, config: TrainConfig, what: str) -> dict[str, Any] | None:
+        """The run's ``test_metrics.json``, training or resuming the run first if needed;
+        None when another process is training it (the run is skipped, not waited for, so
+        several identical commands share a table's runs)."""
         if run_dir in self.seen:
             return self.seen[run_dir]
         metrics_path = run_dir / "test_metrics.json"
@@ -180,9 +182,14 @@ class RunCache:
         else:
             # The lock keeps two commands sharing OUT_DIR off the same run; the second
             # check sees a run another process finished while this one was waiting.
-            with process_lock(run_dir / ".training.lock", f"{run_dir} is being trained"):
-                if not metrics_path.is_file():
-                    self._train(run_dir, config, what)
+            try:
+                with process_lock(run_dir / ".training.lock", f"{run_dir} is being trained"):
+                    if not metrics_path.is_file():
+                        self._train(run_dir, config, what)
+            except LockHeld as exc:
+                self.counts["skipped"] += 1
+                self.echo(f"{what}: skipped, process {exc.pid} is training it")
+                return None
         try:
             self.seen[run_dir] = json.loads(metrics_path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -238,10 +245,12 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
             if plan.report_only and not (run_dir / "test_metrics.json").is_file():
                 continue
             metrics = cache.ensure(run_dir, plan.config(variant, seed), what)
+            if metrics is None:  # another process is training it
+                continue
             epochs, seconds = epoch_log(run_dir)
             runs.append({"seed": seed, "run_dir": str(run_dir), "test": metrics,
                          "epochs": epochs, "epoch_seconds": seconds})
-        if len(runs) < len(plan.seeds):  # report_only: a row is shown with all its seeds
+        if len(runs) < len(plan.seeds):  # a row is shown only with all its seeds
             cache.unfinished[variant.label] = f"{len(runs)} of {len(plan.seeds)} runs"
             continue
         results[variant.name] = {"label": variant.label, "runs": runs}

@@ -101,9 +101,12 @@ def summarize(results: dict[str, Any], reference: str = "mgnm",
 
 def _timing_line(seconds: float, counts: dict[str, int], epoch_seconds: float) -> str:
     n = sum(counts.values())
+    skipped = counts.get("skipped", 0)
     return (f"Time: {seconds:.1f} s for this command ({n} runs: {counts['trained']} trained, "
-            f"{counts['resumed']} resumed, {counts['reused']} reused); the runs' epochs "
-            f"took {epoch_seconds:.1f} s in all (training + validation, metrics.jsonl).")
+            f"{counts['resumed']} resumed, {counts['reused']} reused"
+            f"{f', {skipped} skipped (another process was training them)' if skipped else ''}"
+            f"); the runs' epochs took {epoch_seconds:.1f} s in all (training + validation, "
+            f"metrics.jsonl).")
 
 
 def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict[str, Any],
@@ -168,7 +171,7 @@ def table_report(table: str, plan: Any, results: dict[str, Any], seconds: float,
     summary = summarize(results)
     markdown = table_markdown(table, plan, results, summary, seconds, counts)
     if unfinished:
-        markdown += ("\nLeft out, not finished yet (--report-only): "
+        markdown += ("\nLeft out, not finished yet: "
                      + "; ".join(f"{label} ({done})" for label, done in unfinished.items())
                      + ".\n")
     return {"table": table, "data": plan.data, "seeds": plan.seeds, "quick": plan.quick,

@@ -241,7 +241,7 @@ def test_rows_split_a_table_between_processes(tmp_path, one_thread):
     assert look.exit_code == 0, look.output
     assert "0 trained, 0 resumed, 4 reused" in look.output
     assert "| Pop | " in look.output and "| MGNM | " not in look.output
-    assert ("Left out, not finished yet (--report-only): MGNM (0 of 2 runs); GRU4Rec (0 of 2 "
+    assert ("Left out, not finished yet: MGNM (0 of 2 runs); GRU4Rec (0 of 2 "
             "runs); ComiRec-DR (0 of 2 runs)") in look.output
     assert len(list((out / "table2").iterdir())) == 4
     empty = CliRunner().invoke(cli, [*args, "--report-only", "--out-dir", str(tmp_path / "no")])
@@ -278,3 +278,29 @@ def test_training_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
     with process_lock(run / ".training.lock"):  # its owner is gone: the stale lock is taken
         assert (run / ".training.lock").read_text() == str(os.getpid())
     assert not (run / ".training.lock").exists()
+
+
+def test_a_run_another_process_trains_is_skipped(tmp_path, one_thread):
+    """Identical commands share a table: each skips the runs the others hold."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs"
+    held = out / "table2" / "pop-seed0"
+    held.mkdir(parents=True)
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (held / ".training.lock").write_text(str(owner.pid))
+        result = CliRunner().invoke(_cli(), [
+            "table2", "--data", "synthetic:tiny", "--quick", "--device", "cpu",
+            "--out-dir", str(out), "--rows", "pop,sasrec"])
+    finally:
+        owner.kill()
+        owner.wait()
+    assert result.exit_code == 0, result.output
+    assert f"Pop seed 0: skipped, process {owner.pid} is training it" in result.output
+    assert "3 trained, 0 resumed, 0 reused, 1 skipped" in result.output
+    assert "Left out, not finished yet: Pop (1 of 2 runs)." in result.output
+    assert "| SASRec | " in result.output and "| Pop | " not in result.output
+    assert not (held / "test_metrics.json").exists()
+
