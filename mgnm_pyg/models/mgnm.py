@@ -241,13 +241,14 @@ class MGNM(nn.Module):
         enc = self.encode(users, histories)
         levels = self.score(enc.interests, items)
         targets = labels.to(levels.dtype).unsqueeze(1).expand_as(levels)
-        bce = F.binary_cross_entropy_with_logits(levels, targets, reduction="sum")
+        # Element-wise, then summed: the same sum and gradient as reduction="sum" (which
+        # is computed this way), and the per-level sums come from the same elements.
+        elements = F.binary_cross_entropy_with_logits(levels, targets, reduction="none")
+        bce = elements.sum()
         reg, parts = self.regularization(enc)
         l1, l2 = parts["l1"], parts["l2"]
         total = bce + reg
-        with torch.no_grad():  # logged only; kept out of ``bce`` so its sum is unchanged
-            per_level = F.binary_cross_entropy_with_logits(
-                levels.detach(), targets, reduction="none").sum((0, 2))
+        per_level = elements.detach().sum((0, 2))
         # Detached device scalars: reading them (float()) is the caller's choice, so a
         # training step on a GPU never waits for the host.
         values = torch.cat([torch.stack([bce, l1, l2, total]).detach(), per_level])
