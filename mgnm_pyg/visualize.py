@@ -286,13 +286,15 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None
 
 
 def _level_parts(row: dict) -> dict[int, float]:
-    """Level -> that level's training loss in one ``metrics.jsonl`` row (``bce_level{l}``
-    or ``ce_level{l}`` of ``train_parts``); empty for one-level models and older runs."""
+    """Level -> that level's training loss in one ``metrics.jsonl`` row (the per-level
+    parts of ``train_parts``); empty for one-level models and older runs."""
+    from mgnm_pyg.training.losses import level_of
+
     out = {}
     for name, value in row.get("train_parts", {}).items():
-        term, _, level = name.rpartition("_level")
-        if term in ("bce", "ce") and level.isdigit():
-            out[int(level)] = float(value)
+        level = level_of(name)
+        if level is not None:
+            out[level] = float(value)
     return out
 
 
@@ -313,10 +315,11 @@ def training_figure(logs: dict[str, list[dict]], metric: str = "ndcg@5") -> Any:
     for i, (name, rows) in enumerate(logs.items()):
         epochs = [int(r["epoch"]) for r in rows]
         style = styles[i % len(styles)]
-        levels = sorted({lv for r in rows for lv in _level_parts(r)})
+        per_row = [_level_parts(r) for r in rows]
+        levels = sorted({lv for parts in per_row for lv in parts})
         if levels:
             for level in levels:
-                ys = [_level_parts(r).get(level, np.nan) for r in rows]
+                ys = [parts.get(level, np.nan) for parts in per_row]
                 loss_ax.plot(epochs, ys, style, marker="o", color=f"C{level}",
                              label=f"{name}: level {level}")
         else:

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LOSSES", "bce_loss", "full_softmax_loss", "level_names", "softmax_cross_entropy",
-           "training_loss"]
+__all__ = ["LOSSES", "bce_loss", "full_softmax_loss", "level_names", "level_of",
+           "softmax_cross_entropy", "training_loss"]
 
 LOSSES = ("bce", "softmax")
 
@@ -33,6 +33,12 @@ LOSSES = ("bce", "softmax")
 def level_names(term: str, n_levels: int) -> tuple[str, ...]:
     """Names of a loss term's per-level parts: ``bce_level0``, ``bce_level1``, ..."""
     return tuple(f"{term}_level{level}" for level in range(n_levels))
+
+
+def level_of(name: str) -> int | None:
+    """The level of a part named by :func:`level_names` (``"ce_level2"`` -> 2), else None."""
+    term, _, level = name.rpartition("_level")
+    return int(level) if term and level.isdigit() else None
 
 
 def bce_loss(level_scores: Tensor, labels: Tensor) -> Tensor:
