@@ -52,8 +52,23 @@ def _common(func: Callable) -> Callable:
     return func
 
 
+def _rows_option(help_text: str) -> Callable:
+    """``--rows a,b``, given to the command as a list of names (None: everything)."""
+    def split(ctx: click.Context, param: click.Parameter, value: str | None
+              ) -> list[str] | None:
+        return None if value is None else [r.strip() for r in value.split(",") if r.strip()]
+
+    return click.option("--rows", default=None, metavar="NAME[,NAME...]", callback=split,
+                        help=help_text)
+
+
+def _stem(name: str, rows: list[str] | None) -> str:
+    """File stem of a report: ``table2``, or ``table2-pop-sasrec`` for ``--rows pop,sasrec``."""
+    return name if rows is None else f"{name}-{'-'.join(rows)}"
+
+
 def _plan(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
-          device: str, threads: int | None, progress: bool) -> Any:
+          device: str, threads: int | None, progress: bool, report_only: bool = False) -> Any:
     from mgnm_pyg.reproduce import QUICK_SEEDS, Plan
 
     if threads is not None:
@@ -63,7 +78,7 @@ def _plan(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir
 
     n = seeds if seeds is not None else (QUICK_SEEDS if quick else 5)
     return Plan(data=data, seeds=list(range(n)), out_dir=out_dir, epochs=epochs, quick=quick,
-                device=device, progress=progress)
+                device=device, progress=progress, report_only=report_only)
 
 
 def _write(report: dict[str, Any], out_dir: Path, name: str, markdown: Path | None) -> None:
@@ -85,24 +100,21 @@ def reproduce() -> None:
 def _table_command(table: str, help_text: str) -> None:
     @reproduce.command(table, help=help_text)
     @_common
-    @click.option("--rows", default=None, metavar="NAME[,NAME...]",
-                  help="Train and report only these rows (e.g. 'pop,sasrec'), so separate "
-                       "processes can share a table; [default: every row].")
+    @_rows_option("Train and report only these rows (e.g. 'pop,sasrec'), so separate "
+                  "processes can share a table; [default: every row].")
     @click.option("--report-only", is_flag=True,
                   help="Train nothing: report the rows whose runs have all finished, and "
                        "name the others (to look at a table while it is being trained).")
     @user_errors
     def command(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
                 markdown: Path | None, device: str, threads: int | None,
-                progress: bool, rows: str | None, report_only: bool) -> None:
+                progress: bool, rows: list[str] | None, report_only: bool) -> None:
         from mgnm_pyg.reproduce import reproduce_table
 
-        plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
-        plan.report_only = report_only
-        names = None if rows is None else [r.strip() for r in rows.split(",") if r.strip()]
-        name = table if names is None else f"{table}-{'-'.join(names)}"
-        _write(reproduce_table(table, plan, echo=click.echo, rows=names), out_dir, name,
-               markdown)
+        plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress,
+                     report_only)
+        _write(reproduce_table(table, plan, echo=click.echo, rows=rows), out_dir,
+               _stem(table, rows), markdown)
 
 
 _table_command("table2", "Table 2: MGNM, pop, gru4rec, sasrec, comirec-dr; GAUC, NDCG@5, "
@@ -119,13 +131,12 @@ _table_command("table3", "Table 3: MGNM against w/o UGCN, w/o L1Norm, w/o BiLSTM
               show_default=True)
 @click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Picture (png, svg or pdf) [default: OUT_DIR/figures.png].")
-@click.option("--rows", default=None, metavar="NAME[,NAME...]",
-              help="Train and draw only these settings (mgnm, L0..L4, K1..K8, wo-maxpool), "
-                   "so separate processes can share the figures; [default: all].")
+@_rows_option("Train and draw only these settings (mgnm, L0..L4, K1..K8, wo-maxpool), so "
+              "separate processes can share the figures; [default: all].")
 @user_errors
 def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
             markdown: Path | None, device: str, threads: int | None, progress: bool,
-            metric: str, protocol: str, figure: Path | None, rows: str | None) -> None:
+            metric: str, protocol: str, figure: Path | None, rows: list[str] | None) -> None:
     """Figures 3 (against L = 0..4), 4 (against K = 1..8) and 7 (max vs sum pooling)."""
     from mgnm_pyg import reproduce as rp
     from mgnm_pyg.visualize import save_figure
@@ -133,10 +144,9 @@ def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_d
     plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
     grids = ((rp.QUICK_FIGURE_LAYERS, rp.QUICK_FIGURE_INTERESTS) if quick
              else (rp.FIGURE_LAYERS, rp.FIGURE_INTERESTS))
-    names = None if rows is None else [r.strip() for r in rows.split(",") if r.strip()]
     fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo,
-                                       rows=names)
-    stem = "figures" if names is None else f"figures-{'-'.join(names)}"
+                                       rows=rows)
+    stem = _stem("figures", rows)
     path = figure if figure is not None else out_dir / f"{stem}.png"
     fmt = path.suffix.lstrip(".").lower()
     save_figure(fig, path, fmt if fmt in ("png", "svg", "pdf") else "png")

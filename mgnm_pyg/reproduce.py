@@ -151,7 +151,8 @@ class RunCache:
         self.datasets: dict[tuple, Any] = {}
         self.counts = {"trained": 0, "resumed": 0, "reused": 0, "skipped": 0}
         self.seen: dict[Path, dict[str, Any]] = {}  # runs met earlier in this command
-        self.unfinished: dict[str, str] = {}  # report_only: row label -> "k of n runs"
+        # Rows left out of the report (runs not finished, or skipped): label -> "k of n runs"
+        self.unfinished: dict[str, str] = {}
 
     def _dataset(self, config: TrainConfig) -> Any:
         from mgnm_pyg.training.runs import load_data
