@@ -7,7 +7,7 @@ import json
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mgnm_pyg.data.readers import read_interactions
@@ -48,6 +48,7 @@ def check(fmt: str, path, **options) -> pl.DataFrame | None:
                                  "amazon-json", "table"])
 @FUZZ
 @given(data=st.one_of(TEXT.map(str.encode), st.binary(max_size=60)), packed=st.booleans())
+@example(data=b'\ra\n"', packed=False)  # once crashed the table reader's csv field count
 def test_any_bytes_give_frame_or_located_error(tmp_path, fmt, data, packed):
     path = tmp_path / ("in.gz" if packed else "in.txt")
     path.write_bytes(gzip.compress(data) if packed else data)

@@ -90,8 +90,13 @@ def count_fields(text: str, sep: str, quote_char: str | None) -> int:
     """Fields of one line; with a quote character, a quoted separator does not split."""
     if quote_char is None:
         return len(text.split(sep))
-    return max((len(r) for r in csv.reader([text], delimiter=sep, quotechar=quote_char)),
-               default=1)
+    try:
+        rows = list(csv.reader([text], delimiter=sep, quotechar=quote_char))
+    except csv.Error:
+        # A bare carriage return inside the line (``"\ra"``) is an error to the csv module;
+        # count naively so the caller can still name the line instead of crashing.
+        return len(text.split(sep))
+    return max((len(r) for r in rows), default=1)
 
 
 def first_bad_line(
