@@ -1,4 +1,5 @@
-"""Neural-network building blocks of MGNM: adjacency, graph convolutions, capsules, readout."""
+"""Neural-network building blocks of MGNM: adjacency, graph convolutions, capsules (with
+their BiLSTM), readout."""
 
 from .adjacency import (
     fully_connected_edge_index,
@@ -7,7 +8,8 @@ from .adjacency import (
     user_aware_edge_weight,
     user_aware_gcn_norm,
 )
-from .capsule import MaskedBiLSTM, SequentialCapsuleNetwork, squash
+from .bilstm import MaskedBiLSTM
+from .capsule import SequentialCapsuleNetwork, squash
 from .conv import DenseUserAwareGraphConv, UserAwareGraphConv
 from .extractors import EXTRACTORS, build_extractor
 from .readout import target_attention

@@ -1,4 +1,7 @@
-"""Sequential capsule network (SCN) of MGNM: routing, the BiLSTM of Eq. 10, interests (Eq. 11)."""
+"""Sequential capsule network (SCN) of MGNM: routing, the BiLSTM of Eq. 10, interests (Eq. 11).
+
+The BiLSTM itself (padding-safe and packed on the CPU) is in :mod:`mgnm_pyg.nn.bilstm`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .bilstm import MaskedBiLSTM
+
 __all__ = [
     "BILSTM_MODES",
     "INTEREST_ACTIVATIONS",
-    "MaskedBiLSTM",
     "SequentialCapsuleNetwork",
-    "packed_lstm",
     "reset_capsule_weight",
     "squash",
 ]
@@ -56,114 +59,6 @@ def reset_capsule_weight(weight: Tensor, dim: int) -> None:
     """
     bound = math.sqrt(6.0 / (2 * dim))
     nn.init.uniform_(weight, -bound, bound)
-
-
-def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse the first ``lengths[s]`` steps of each sequence; padded steps stay in place.
-
-    Shapes:
-        - x: ``[S, m, d]``; lengths: ``[S]``; output: ``[S, m, d]``
-    """
-    m = x.size(1)
-    steps = torch.arange(m, device=x.device).unsqueeze(0)
-    lengths = lengths.unsqueeze(1)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
-    return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
-
-
-def packed_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor, reverse: bool = False) -> Tensor:
-    """One-layer LSTM over left-aligned sequences, stepping only the sequences still running.
-
-    Same result as packing, with the weights of ``lstm``; written out because the packed
-    kernels of PyTorch copy the whole state at every step on the CPU. Needs ``lengths``
-    on the host. ``reverse=True`` runs each sequence from its last valid step to its
-    first (the backward direction of a BiLSTM). Outputs at padded steps are zero.
-
-    Shapes:
-        - x: ``[S, m, d]``; lengths: ``[S]``; output: ``[S, m, hidden]``
-    """
-    s, m = x.shape[:2]
-    hidden = lstm.hidden_size
-    order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order]
-    running = sorted_lengths.unsqueeze(0) > torch.arange(m, device=x.device).unsqueeze(1)
-    batch_sizes = running.sum(1).tolist()  # [m], non-increasing
-    batch_sizes = [b for b in batch_sizes if b > 0]
-    # Input projections of the valid steps only, in step-major (packed) order; split
-    # rather than sliced per step, so the backward pass concatenates once.
-    step, row = running.nonzero(as_tuple=True)
-    if reverse:
-        step = sorted_lengths[row] - 1 - step  # position read at this step of the recurrence
-    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-    seq = order[row]  # sequence index in x of each packed row
-    gates_x = torch.addmm(bias, x[seq, step], lstm.weight_ih_l0.t())
-    w_hh = lstm.weight_hh_l0.t()
-    h = x.new_zeros(s, hidden)
-    c = x.new_zeros(s, hidden)
-    outputs = []
-    for gates_step, b in zip(gates_x.split(batch_sizes), batch_sizes, strict=True):
-        gates = torch.addmm(gates_step, h[:b], w_hh)
-        i, f, g, o = gates.chunk(4, 1)  # PyTorch's gate order
-        c = torch.sigmoid(f) * c[:b] + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        outputs.append(h)
-    # Step-major rows of `outputs` go back to their (sequence, position) slots.
-    flat = torch.zeros(s * m, hidden, dtype=x.dtype, device=x.device)
-    return flat.index_copy(0, seq * m + step, torch.cat(outputs)).view(s, m, hidden)
-
-
-class MaskedBiLSTM(nn.Module):
-    r"""Bidirectional LSTM over left-aligned padded sequences, output mapped back to ``d``.
-
-    .. math::
-        \mathrm{BiLSTM}(Z)_j = [\overrightarrow{h}_j \,\|\, \overleftarrow{h}_j]\,W_o + b_o
-
-    Padded steps never reach valid steps. On the CPU, when over half the steps are padding,
-    the sequences are packed; otherwise the backward direction runs on each sequence
-    reversed within its length, which needs no lengths on the host (the forward direction
-    is causal, so trailing padding cannot reach valid steps) and keeps cuDNN's fused
-    kernel. Outputs at padded steps are zero.
-
-    Args:
-        dim: input and output size ``d``.
-        hidden: hidden size per direction (default ``d``; the paper does not give it).
-        packed: force packed (True) or reversal (False); None picks by device and padding.
-
-    Shapes:
-        - x: ``[S, m, d]``; lengths: ``int64 [S]`` (each >= 1); output: ``[S, m, d]``
-    """
-
-    def __init__(self, dim: int, hidden: int | None = None, packed: bool | None = None) -> None:
-        super().__init__()
-        self.hidden = hidden or dim
-        self.packed = packed
-        # Two one-directional LSTMs rather than one bidirectional module, so that the
-        # unpacked path can feed the backward direction its own reversed input.
-        self.forward_lstm = nn.LSTM(dim, self.hidden, batch_first=True)
-        self.backward_lstm = nn.LSTM(dim, self.hidden, batch_first=True)
-        self.out = nn.Linear(2 * self.hidden, dim)
-
-    def reset_parameters(self) -> None:
-        """PyTorch defaults for the LSTMs and the output map."""
-        self.forward_lstm.reset_parameters()
-        self.backward_lstm.reset_parameters()
-        self.out.reset_parameters()
-
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        packed = self.packed
-        if packed is None:
-            # On the CPU the stepped packed LSTM wins once over half the padded steps are
-            # padding; on denser batches (and on GPUs) the fused kernel does.
-            packed = x.device.type == "cpu" and 2 * int(lengths.sum()) < lengths.numel() * x.size(1)
-        if packed:
-            fwd = packed_lstm(self.forward_lstm, x, lengths)
-            bwd = packed_lstm(self.backward_lstm, x, lengths, reverse=True)
-        else:
-            fwd = self.forward_lstm(x)[0]
-            bwd = self.backward_lstm(reverse_within_length(x, lengths))[0]
-            bwd = reverse_within_length(bwd, lengths)
-        mask = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
-        return self.out(torch.cat([fwd, bwd], -1)) * mask.unsqueeze(-1).to(x.dtype)
 
 
 class SequentialCapsuleNetwork(nn.Module):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .bilstm import MaskedBiLSTM
 from .capsule import (
-    MaskedBiLSTM,
     SequentialCapsuleNetwork,
     interest_activation_fn,
     reset_capsule_weight,
