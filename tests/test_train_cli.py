@@ -62,6 +62,19 @@ def test_evaluate_reproduces_the_training_metrics(run_dir):
     assert (run_dir / "eval_test_full.json").exists()
 
 
+def test_evaluate_reports_the_ranking_agreement_on_request(run_dir):
+    from mgnm_pyg.personalization import ranking_agreement
+    from mgnm_pyg.training.runs import load_run
+
+    out = json.loads(ok(invoke("evaluate", run_dir, "--ranking-agreement", "12", "--json",
+                               "--device", "cpu")))
+    run = load_run(run_dir, device="cpu")
+    expected = ranking_agreement(run.model, run.dataset, "test", n_users=12,
+                                 max_len=run.config.max_len, seed=run.config.seed)
+    assert out["ranking_agreement"] == pytest.approx(expected)
+    assert "ranking_agreement" not in json.loads(ok(invoke("evaluate", run_dir, "--json")))
+
+
 def _reference_top(run_dir, user: str, k: int) -> list[str]:
     """Top-k by scoring every item directly with the model, history excluded."""
     from mgnm_pyg.training.runs import load_run

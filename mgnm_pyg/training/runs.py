@@ -108,11 +108,22 @@ def load_run(run_dir: str | Path, data: str | None = None, device: str = "auto",
 
 def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
                  ks: tuple[int, ...] = (5,), batch_size: int | None = None,
-                 progress: bool = False) -> tuple[dict[str, float], Path]:
-    """Metrics of the run's model on ``split``, also written to ``eval_<split>_<protocol>.json``."""
+                 progress: bool = False, agreement_users: int = 0
+                 ) -> tuple[dict[str, float], Path]:
+    """Metrics of the run's model on ``split``, also written to ``eval_<split>_<protocol>.json``.
+
+    ``agreement_users > 0`` adds ``ranking_agreement``
+    (:func:`~mgnm_pyg.personalization.ranking_agreement` over that many users).
+    """
     config = run.config if batch_size is None else run.config.replace(eval_batch_size=batch_size)
     metrics = evaluate(run.model, run.dataset, split, protocol, ks, config, run.device,
                        progress=progress)
+    if agreement_users:
+        from mgnm_pyg.personalization import ranking_agreement
+
+        metrics["ranking_agreement"] = ranking_agreement(
+            run.model, run.dataset, split, n_users=agreement_users, max_len=config.max_len,
+            seed=config.seed, device=run.device)
     out = run.run_dir / f"eval_{split}_{protocol}.json"
     atomic_write_json(out, {"checkpoint": str(run.checkpoint_path), "epoch": run.epoch,
                             "data": run.config.data, "split": split, "protocol": protocol,
