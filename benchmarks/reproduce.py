@@ -69,7 +69,8 @@ def _stem(name: str, rows: list[str] | None) -> str:
 
 def _plan(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
           device: str, threads: int | None, progress: bool, report_only: bool = False) -> Any:
-    from mgnm_pyg.reproduce import QUICK_SEEDS, Plan
+    from mgnm_pyg.reproduce import Plan
+    from mgnm_pyg.reproduce_variants import QUICK_SEEDS
 
     if threads is not None:
         import torch
@@ -139,11 +140,12 @@ def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_d
             metric: str, protocol: str, figure: Path | None, rows: list[str] | None) -> None:
     """Figures 3 (against L = 0..4), 4 (against K = 1..8) and 7 (max vs sum pooling)."""
     from mgnm_pyg import reproduce as rp
+    from mgnm_pyg import reproduce_variants as rv
     from mgnm_pyg.visualize import save_figure
 
     plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
-    grids = ((rp.QUICK_FIGURE_LAYERS, rp.QUICK_FIGURE_INTERESTS) if quick
-             else (rp.FIGURE_LAYERS, rp.FIGURE_INTERESTS))
+    grids = ((rv.QUICK_FIGURE_LAYERS, rv.QUICK_FIGURE_INTERESTS) if quick
+             else (rv.FIGURE_LAYERS, rv.FIGURE_INTERESTS))
     fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo,
                                        rows=rows)
     stem = _stem("figures", rows)

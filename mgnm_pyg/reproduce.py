@@ -5,7 +5,8 @@ Sequential Recommendation", SIGIR 2022. Every (table, variant, seed) is one
 :class:`~mgnm_pyg.training.trainer.Trainer` run in ``OUT/<table>/<variant>-seed<s>``; a
 finished run (``test_metrics.json``) is reused, an interrupted one resumed from
 ``checkpoints/last.pt``. The markdown and the p-values are made by
-:mod:`mgnm_pyg.reproduce_report`.
+:mod:`mgnm_pyg.reproduce_report`; the rows themselves are defined in
+:mod:`mgnm_pyg.reproduce_variants`.
 
 The reference MGNM (SPEC defaults, L=3, K=4, max-pooling) is trained once, in
 ``table2/mgnm-seed<s>``: Table 3's full model and the figures' L=3 / K=4 points reuse it,
@@ -17,77 +18,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import LockHeld, process_lock
+from mgnm_pyg.reproduce_variants import (
+    FIGURE_INTERESTS,
+    FIGURE_LAYERS,
+    QUICK_EPOCHS,
+    QUICK_SETTINGS,
+    REFERENCE_VARIANT,
+    Variant,
+    figure_variants,
+    pick_rows,
+    select_rows,
+)
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 
 Echo = Callable[[str], None]
-METRICS = ("gauc", "ndcg@5", "hit@5", "mrr@5")
-REFERENCE = "mgnm"
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row of a table (or point of a figure): settings changed from the defaults.
-
-    ``home`` is the table whose folder holds the runs (another table's, where shared).
-    """
-
-    name: str
-    label: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-    home: str = ""
-
-
-_MGNM = Variant(REFERENCE, "MGNM", {}, "table2")
-_SUM_POOLED = Variant("wo-maxpool", "w/o MaxPool", {"level_pooling": "sum"}, "table3")
-
-TABLES: dict[str, list[Variant]] = {
-    "table2": [
-        _MGNM,
-        Variant("pop", "Pop", {"model": "pop"}),
-        Variant("gru4rec", "GRU4Rec", {"model": "gru4rec"}),
-        Variant("sasrec", "SASRec", {"model": "sasrec"}),
-        Variant("comirec-dr", "ComiRec-DR", {"model": "comirec-dr"}),
-    ],
-    "table3": [
-        _MGNM,
-        Variant("wo-ugcn", "w/o UGCN", {"use_graph": False}),
-        Variant("wo-l1norm", "w/o L1Norm", {"theta1": 0.0}),
-        Variant("wo-bilstm", "w/o BiLSTM", {"use_bilstm": False}),
-        _SUM_POOLED,
-        Variant("scn-selfatt", "SCN -> SelfAtt", {"extractor": "self_attention"}),
-        Variant("scn-transformer", "SCN -> Transformer", {"extractor": "transformer"}),
-        Variant("scn-bilstm", "SCN -> BiLSTM", {"extractor": "bilstm"}),
-        Variant("scn-sum", "SCN -> sum", {"extractor": "sum"}),
-    ],
-}
-
-# Figure 3: L = 0..4 at K = 4; Figure 4: K = 1..8 at L = 3 (the paper's ranges).
-FIGURE_LAYERS = (0, 1, 2, 3, 4)
-FIGURE_INTERESTS = (1, 2, 3, 4, 5, 6, 7, 8)
-QUICK_FIGURE_LAYERS = (1, 3)
-QUICK_FIGURE_INTERESTS = (2, 4)
-
-# --quick: small enough for a test on synthetic:tiny (2 seeds, 1 epoch, d=8).
-QUICK_SEEDS, QUICK_EPOCHS = 2, 1
-QUICK_SETTINGS = {"dim": 8, "batch_size": 128}
-
-
-def figure_variants(layers: tuple[int, ...], interests: tuple[int, ...]
-                    ) -> tuple[list[Variant], list[Variant]]:
-    """(runs drawn against L and K, runs compared under max- and sum-pooling)."""
-    default = TrainConfig()
-    grid = [_MGNM]
-    grid += [Variant(f"L{n}", f"L={n}", {"n_layers": n}, "figures")
-             for n in layers if n != default.n_layers]
-    grid += [Variant(f"K{k}", f"K={k}", {"n_interests": k}, "figures")
-             for k in interests if k != default.n_interests]
-    return grid, [_MGNM, _SUM_POOLED]
 
 
 @dataclass
@@ -113,7 +63,7 @@ class Plan:
 
     def reference(self) -> TrainConfig:
         """The reference MGNM's settings (first seed)."""
-        return self.config(_MGNM, self.seeds[0])
+        return self.config(REFERENCE_VARIANT, self.seeds[0])
 
     def run_dir(self, table: str, variant: Variant, seed: int) -> Path:
         return self.out_dir / (variant.home or table) / f"{variant.name}-seed{seed}"
@@ -256,30 +206,6 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
             continue
         results[variant.name] = {"label": variant.label, "runs": runs}
     return results
-
-
-def pick_rows(variants: list[Variant], rows: list[str] | None, what: str) -> list[Variant]:
-    """The ``variants`` named in ``rows`` (all of them for ``None``), in their order.
-
-    Lets the rows of a table (or the settings of the figures) be trained by separate
-    processes, one per core or GPU; a later command without ``rows`` reuses every
-    finished run and reports the whole of it.
-    """
-    if rows is None:
-        return variants
-    known = list(dict.fromkeys(v.name for v in variants))
-    unknown = [r for r in rows if r not in known]
-    if unknown or not rows:
-        raise MGNMError(f"{what} has no row {', '.join(map(repr, unknown)) or '(empty)'}; "
-                        f"its rows are: {', '.join(known)}")
-    return [v for v in variants if v.name in rows]
-
-
-def select_rows(table: str, rows: list[str] | None) -> list[Variant]:
-    """:func:`pick_rows` of Table 2 or 3."""
-    if table not in TABLES:
-        raise MGNMError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    return pick_rows(TABLES[table], rows, table)
 
 
 def reproduce_table(table: str, plan: Plan, echo: Echo = print,

@@ -112,7 +112,7 @@ def _timing_line(seconds: float, counts: dict[str, int], epoch_seconds: float) -
 def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict[str, Any],
                    seconds: float, counts: dict[str, int]) -> str:
     """Ours (mean ± std) beside the paper, then the p-values, per protocol."""
-    from mgnm_pyg.reproduce import TABLES
+    from mgnm_pyg.reproduce_variants import TABLES
 
     dataset = paper_dataset(plan.data)
     paper = PAPER[table].get(dataset, {})

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mgnm_pyg.reproduce import TABLES, Plan
+from mgnm_pyg.reproduce import Plan
+from mgnm_pyg.reproduce_variants import TABLES
 from mgnm_pyg.stats import (
     mean_std,
     paired_t_test,
