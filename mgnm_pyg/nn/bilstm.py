@@ -80,7 +80,6 @@ class _PackedRecurrence(torch.autograd.Function):
         prev = torch.arange(total, device=acts.device) - shift
         prev = torch.where(prev < 0, total, prev)
         c_prev = torch.cat([cells, cells.new_zeros(1, cells.size(1))])[prev]
-        h_prev = torch.cat([outputs, outputs.new_zeros(1, outputs.size(1))])[prev]
         # Every factor that does not depend on the recurrence, for all rows at once:
         # dc = dh * o (1 - tanh^2 c) + dc_{t+1} f_{t+1}; the gate gradients are dc times
         # (g i(1-i), c_{t-1} f(1-f), i(1-g^2)) and dh times tanh(c) o(1-o).
@@ -103,7 +102,10 @@ class _PackedRecurrence(torch.autograd.Function):
             if t > 0:
                 dh_next = dg @ w_hh
                 dc_next = dc * f[rows]
-        grad_w = grad_gates.t() @ h_prev if ctx.needs_input_grad[1] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:  # h_{t-1} of every row is only needed for W_hh
+            h_prev = torch.cat([outputs, outputs.new_zeros(1, outputs.size(1))])[prev]
+            grad_w = grad_gates.t() @ h_prev
         return grad_gates, grad_w, None
 
 
