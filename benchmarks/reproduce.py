@@ -30,6 +30,11 @@ def _common(func: Callable) -> Callable:
         click.option("--epochs", type=click.IntRange(min=1), default=None,
                      help="Most epochs per run (early stopping on validation still applies) "
                           "[default: the train default; 1 with --quick]."),
+        click.option("--patience", type=click.IntRange(min=1), default=None,
+                     help="Epochs without a better validation metric before a run stops "
+                          "[default: the train default, 3]. Finished runs that stopped "
+                          "sooner than a larger --patience or --epochs allows are "
+                          "continued from their last epoch, not retrained."),
         click.option("--quick", is_flag=True,
                      help="2 seeds, 1 epoch, d=8, batch 128 (and a smaller figure grid): a "
                           "smoke check of the whole path, not a result."),
@@ -67,8 +72,9 @@ def _stem(name: str, rows: list[str] | None) -> str:
     return name if rows is None else f"{name}-{'-'.join(rows)}"
 
 
-def _plan(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
-          device: str, threads: int | None, progress: bool, report_only: bool = False) -> Any:
+def _plan(data: str, seeds: int | None, epochs: int | None, patience: int | None,
+          quick: bool, out_dir: Path, device: str, threads: int | None, progress: bool,
+          report_only: bool = False) -> Any:
     from mgnm_pyg.reproduce import Plan
     from mgnm_pyg.reproduce_variants import QUICK_SEEDS
 
@@ -78,8 +84,9 @@ def _plan(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir
         torch.set_num_threads(threads)
 
     n = seeds if seeds is not None else (QUICK_SEEDS if quick else 5)
-    return Plan(data=data, seeds=list(range(n)), out_dir=out_dir, epochs=epochs, quick=quick,
-                device=device, progress=progress, report_only=report_only)
+    return Plan(data=data, seeds=list(range(n)), out_dir=out_dir, epochs=epochs,
+                patience=patience, quick=quick, device=device, progress=progress,
+                report_only=report_only)
 
 
 def _write(report: dict[str, Any], out_dir: Path, name: str, markdown: Path | None) -> None:
@@ -107,13 +114,14 @@ def _table_command(table: str, help_text: str) -> None:
                   help="Train nothing: report the rows whose runs have all finished, and "
                        "name the others (to look at a table while it is being trained).")
     @user_errors
-    def command(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
-                markdown: Path | None, device: str, threads: int | None,
-                progress: bool, rows: list[str] | None, report_only: bool) -> None:
+    def command(data: str, seeds: int | None, epochs: int | None, patience: int | None,
+                quick: bool, out_dir: Path, markdown: Path | None, device: str,
+                threads: int | None, progress: bool, rows: list[str] | None,
+                report_only: bool) -> None:
         from mgnm_pyg.reproduce import reproduce_table
 
-        plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress,
-                     report_only)
+        plan = _plan(data, seeds, epochs, patience, quick, out_dir, device, threads,
+                     progress, report_only)
         _write(reproduce_table(table, plan, echo=click.echo, rows=rows), out_dir,
                _stem(table, rows), markdown)
 
@@ -135,15 +143,16 @@ _table_command("table3", "Table 3: MGNM against w/o UGCN, w/o L1Norm, w/o BiLSTM
 @_rows_option("Train and draw only these settings (mgnm, L0..L4, K1..K8, wo-maxpool), so "
               "separate processes can share the figures; [default: all].")
 @user_errors
-def figures(data: str, seeds: int | None, epochs: int | None, quick: bool, out_dir: Path,
-            markdown: Path | None, device: str, threads: int | None, progress: bool,
-            metric: str, protocol: str, figure: Path | None, rows: list[str] | None) -> None:
+def figures(data: str, seeds: int | None, epochs: int | None, patience: int | None,
+            quick: bool, out_dir: Path, markdown: Path | None, device: str,
+            threads: int | None, progress: bool, metric: str, protocol: str,
+            figure: Path | None, rows: list[str] | None) -> None:
     """Figures 3 (against L = 0..4), 4 (against K = 1..8) and 7 (max vs sum pooling)."""
     from mgnm_pyg import reproduce as rp
     from mgnm_pyg import reproduce_variants as rv
     from mgnm_pyg.visualize import save_figure
 
-    plan = _plan(data, seeds, epochs, quick, out_dir, device, threads, progress)
+    plan = _plan(data, seeds, epochs, patience, quick, out_dir, device, threads, progress)
     grids = ((rv.QUICK_FIGURE_LAYERS, rv.QUICK_FIGURE_INTERESTS) if quick
              else (rv.FIGURE_LAYERS, rv.FIGURE_INTERESTS))
     fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo,

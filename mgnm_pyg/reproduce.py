@@ -48,6 +48,7 @@ class Plan:
     seeds: list[int]
     out_dir: Path
     epochs: int | None = None
+    patience: int | None = None  # None: the train default
     quick: bool = False
     device: str = "auto"
     progress: bool = False
@@ -59,6 +60,8 @@ class Plan:
             values.update(QUICK_SETTINGS, epochs=QUICK_EPOCHS)
         if self.epochs is not None:
             values["epochs"] = self.epochs
+        if self.patience is not None:
+            values["patience"] = self.patience
         return TrainConfig(**{**values, **variant.overrides})
 
     def reference(self) -> TrainConfig:
@@ -99,7 +102,7 @@ class RunCache:
     def __init__(self, plan: Plan, echo: Echo = print) -> None:
         self.plan, self.echo = plan, echo
         self.datasets: dict[tuple, Any] = {}
-        self.counts = {"trained": 0, "resumed": 0, "reused": 0, "skipped": 0}
+        self.counts = {"trained": 0, "resumed": 0, "continued": 0, "reused": 0, "skipped": 0}
         self.seen: dict[Path, dict[str, Any]] = {}  # runs met earlier in this command
         # Rows left out of the report (runs not finished, or skipped): label -> "k of n runs"
         self.unfinished: dict[str, str] = {}
@@ -124,18 +127,20 @@ class RunCache:
         if run_dir in self.seen:
             return self.seen[run_dir]
         metrics_path = run_dir / "test_metrics.json"
-        if metrics_path.is_file():
+        if metrics_path.is_file() and not _stopped_short(run_dir, config):
             saved = _check_same_run(run_dir, config)
             self.counts["reused"] += 1
-            note = ("" if saved["epochs"] == config.epochs
-                    else f"; trained with at most {saved['epochs']} epochs, not retrained")
+            asked = (config.epochs, config.patience)
+            had = (saved["epochs"], saved["patience"])
+            note = ("" if had == asked else f"; trained with epochs={had[0]}, patience="
+                    f"{had[1]}, which stop it no earlier, so not retrained")
             self.echo(f"{what}: done already ({run_dir}{note})")
         else:
             # The lock keeps two commands sharing OUT_DIR off the same run; the second
             # check sees a run another process finished while this one was waiting.
             try:
                 with process_lock(run_dir / ".training.lock", f"{run_dir} is being trained"):
-                    if not metrics_path.is_file():
+                    if not metrics_path.is_file() or _stopped_short(run_dir, config):
                         self._train(run_dir, config, what)
             except LockHeld as exc:
                 self.counts["skipped"] += 1
@@ -157,8 +162,14 @@ class RunCache:
             changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
             trainer = Trainer.resume(run_dir, changes, progress=self.plan.progress,
                                      echo=self.echo)
-            self.counts["resumed"] += 1
-            self.echo(f"{what}: resuming {run_dir} after epoch {trainer.epoch}")
+            if (run_dir / "test_metrics.json").is_file():  # finished, see _stopped_short
+                self.counts["continued"] += 1
+                self.echo(f"{what}: continuing {run_dir} after epoch {trainer.epoch} (it "
+                          f"stopped before epochs={config.epochs}, patience="
+                          f"{config.patience} would have stopped it)")
+            else:
+                self.counts["resumed"] += 1
+                self.echo(f"{what}: resuming {run_dir} after epoch {trainer.epoch}")
         else:
             trainer = Trainer(config, run_dir, dataset=self._dataset(config),
                               progress=self.plan.progress, echo=self.echo)
@@ -171,6 +182,24 @@ class RunCache:
             raise TrainingInterrupted(f"{exc}; running this command again resumes it as "
                                       f"well") from None
         self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
+
+
+def _stopped_short(run_dir: Path, config: TrainConfig) -> bool:
+    """Whether the finished run in ``run_dir`` stopped before ``config`` would have
+    stopped it: it ran fewer than ``epochs`` epochs, and fewer than ``patience`` of them
+    came after its best one.
+
+    Only the stopping rule differs, so resuming it from ``checkpoints/last.pt`` gives the
+    run ``config`` trains from the start (a larger ``--patience`` or ``--epochs``
+    continues the finished runs; it never retrains them).
+    """
+    try:
+        best = int(json.loads((run_dir / "test_metrics.json").read_text())["best_epoch"])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise MGNMError(f"{run_dir / 'test_metrics.json'}: no readable best_epoch ({exc})"
+                        ) from exc
+    done, _ = epoch_log(run_dir)
+    return done < config.epochs and done - best < config.patience
 
 
 def epoch_log(run_dir: Path) -> tuple[int, float]:

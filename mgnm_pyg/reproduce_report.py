@@ -101,12 +101,21 @@ def summarize(results: dict[str, Any], reference: str = "mgnm",
 
 def _timing_line(seconds: float, counts: dict[str, int], epoch_seconds: float) -> str:
     n = sum(counts.values())
-    skipped = counts.get("skipped", 0)
+    skipped, continued = counts.get("skipped", 0), counts.get("continued", 0)
     return (f"Time: {seconds:.1f} s for this command ({n} runs: {counts['trained']} trained, "
-            f"{counts['resumed']} resumed, {counts['reused']} reused"
+            f"{counts['resumed']} resumed, "
+            f"{f'{continued} continued (stopped early before), ' if continued else ''}"
+            f"{counts['reused']} reused"
             f"{f', {skipped} skipped (another process was training them)' if skipped else ''}"
             f"); the runs' epochs took {epoch_seconds:.1f} s in all (training + validation, "
             f"metrics.jsonl).")
+
+
+def _stopping(plan: Any) -> str:
+    """How the runs were stopped: the rule the reader needs to compare runs."""
+    ref = plan.reference()
+    return (f"at most {ref.epochs} epochs, early stopping after {ref.patience} without "
+            f"a better validation {ref.select_metric}")
 
 
 def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict[str, Any],
@@ -124,8 +133,8 @@ def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict
     best = sorted({int(r["test"].get("best_epoch", 0)) for r in runs})
     lines = [f"## {TITLES[table]} (data `{plan.data}`)", "",
              f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) per row"
-             f"{' (--quick)' if plan.quick else ''}; epochs run {ran[0]}-{ran[-1]}, best "
-             f"(validation {plan.reference().select_metric}) {best[0]}-{best[-1]}; mean ± "
+             f"{' (--quick)' if plan.quick else ''}; {_stopping(plan)}; epochs run "
+             f"{ran[0]}-{ran[-1]}, best {best[0]}-{best[-1]}; mean ± "
              f"sample std over seeds. Paper: {TITLES[table].split(':')[0]}, {dataset}, "
              f"sampled protocol.", ""]
     for protocol, rows in summary.items():
@@ -198,7 +207,8 @@ def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
     """The values behind Figures 3, 4 and 7, as markdown tables and JSON."""
     ref = plan.reference()
     lines = [f"## Figures 3, 4 and 7 (data `{plan.data}`, test {metric}, {protocol} protocol)",
-             "", f"Figure 3: against L (K={ref.n_interests})", "",
+             "", f"{len(plan.seeds)} seeds per point; {_stopping(plan)}.", "",
+             f"Figure 3: against L (K={ref.n_interests})", "",
              "| L | mean ± std | runs |", "|---|---|---|",
              *_grouped(rows, "n_layers", "n_interests", ref.n_interests), "",
              f"Figure 4: against K (L={ref.n_layers})", "", "| K | mean ± std | runs |",

@@ -145,7 +145,8 @@ def test_table2_quick_writes_the_table_reuses_and_resumes(tmp_path, one_thread):
         assert sampled.count(f"| {model} | ") == (1 if model == "MGNM" else 2)
         assert full.count(f"| {model} | ") == (1 if model == "MGNM" else 2)
     assert "| MGNM | " in sampled and "| 0.8078 |" in sampled  # paper's Toys GAUC beside ours
-    assert "2 seeds (0, 1) per row (--quick); epochs run 1-1, best (validation ndcg@5) 1-1" in md
+    assert ("2 seeds (0, 1) per row (--quick); at most 1 epochs, early stopping after 3 "
+            "without a better validation ndcg@5; epochs run 1-1, best 1-1") in md
 
     # the p-values are those of a paired t-test on the seeds' values (2 seeds: 1 df)
     report = json.loads((out / "table2.json").read_text())
@@ -305,3 +306,48 @@ def test_a_run_another_process_trains_is_skipped(tmp_path, one_thread):
     assert "| SASRec | " in result.output and "| Pop | " not in result.output
     assert not (held / "test_metrics.json").exists()
 
+
+
+def _epoch_rows(run: Path) -> list[dict]:
+    """metrics.jsonl without the wall times (the only fields a resumed run may change)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "timing"} for r in rows]
+
+
+@pytest.mark.parametrize("first, then", [
+    (["--epochs", "1"], ["--epochs", "3"]),  # stopped by the epoch cap
+    (["--epochs", "5", "--patience", "1"], ["--epochs", "5", "--patience", "3"]),
+])
+def test_larger_patience_or_epochs_continue_a_finished_run(tmp_path, one_thread, first, then):
+    """A run that stopped sooner than the new stopping rule allows is continued from its
+    last epoch, and ends exactly as a run trained with that rule from the start."""
+    cli = _cli()
+    args = ["table2", "--data", "synthetic:tiny", "--quick", "--device", "cpu",
+            "--rows", "mgnm", "--seeds", "1"]
+    short, long = tmp_path / "short", tmp_path / "long"
+    assert CliRunner().invoke(cli, [*args, *first, "--out-dir", str(short)]).exit_code == 0
+    run = short / "table2" / "mgnm-seed0"
+    epochs_before = len(_epoch_rows(run))
+    continued = CliRunner().invoke(cli, [*args, *then, "--out-dir", str(short)])
+    assert continued.exit_code == 0, continued.output
+    scratch = CliRunner().invoke(cli, [*args, *then, "--out-dir", str(long)])
+    assert scratch.exit_code == 0, scratch.output
+    assert "1 trained, 0 resumed, 0 reused" in scratch.output
+
+    reference = long / "table2" / "mgnm-seed0"
+    assert _epoch_rows(run) == _epoch_rows(reference)
+    assert (json.loads((run / "test_metrics.json").read_text())
+            == json.loads((reference / "test_metrics.json").read_text()))
+    # the first rule stopped it sooner (with patience 1, after epoch 3 of 5 on this seed)
+    assert len(_epoch_rows(reference)) > epochs_before
+    assert "0 trained, 0 resumed, 1 continued (stopped early before), 0 reused" in (
+        continued.output)
+    assert f"continuing {run} after epoch {epochs_before}" in continued.output
+    assert "early stopping after 3 without" in continued.output
+
+    # the longer run is not cut back by the shorter rule: reused, with a note
+    back = CliRunner().invoke(cli, [*args, *first, "--out-dir", str(long)])
+    assert back.exit_code == 0, back.output
+    assert "0 trained, 0 resumed, 1 reused" in back.output
+    assert "which stop it no earlier, so not retrained" in back.output
+    assert _epoch_rows(reference) == _epoch_rows(run)
