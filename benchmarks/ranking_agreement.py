@@ -31,13 +31,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    datasets: dict[tuple, object] = {}  # each dataset loaded once
     for run_dir in sorted(args.runs):
         metrics = run_dir / "test_metrics.json"
         if not metrics.exists():
             print(f"skipped (not finished): {run_dir}")
             continue
         hit = json.loads(metrics.read_text())["sampled"]["hit@5"]
-        run = load_run(run_dir, device="cpu")
+        run = load_run(run_dir, device="cpu", datasets=datasets)
         agreement = ranking_agreement(run.model, run.dataset, "test", n_users=args.users,
                                       max_len=run.config.max_len, seed=run.config.seed)
         name = re.sub(r"-seed\d+$", "", run_dir.name)

@@ -266,17 +266,19 @@ def run_summary(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sa
 
 
 def pooling_comparison(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sampled",
-                       device: str = "auto") -> dict[str, float]:
+                       device: str = "auto", datasets: dict[tuple, Any] | None = None
+                       ) -> dict[str, float]:
     """The run's test ``metric`` with the levels max-pooled and sum-pooled at inference.
 
     The run's best checkpoint is evaluated twice, once with each ``level_pooling``
-    (Eq. 15 or the "w/o MaxPool" sum); the weights are the same.
+    (Eq. 15 or the "w/o MaxPool" sum); the weights are the same. ``datasets`` is
+    :func:`~mgnm_pyg.training.runs.load_data`'s cache, for comparing many runs.
     """
     from mgnm_pyg.training.runs import evaluate, load_run
 
     _, _, k = metric.partition("@")
     ks = (int(k),) if k.isdigit() else (5,)
-    run = load_run(run_dir, device=device)
+    run = load_run(run_dir, device=device, datasets=datasets)
     if not hasattr(run.model, "level_pooling"):
         raise MGNMError(f"{run_dir}: its model ({run.config.model!r}) pools no levels; leave "
                         f"it out or pass --no-pooling")

@@ -110,15 +110,15 @@ class RunCache:
     def _dataset(self, config: TrainConfig) -> Any:
         from mgnm_pyg.training.runs import load_data
 
-        key = (config.data, config.max_len, config.data_seed)
-        if key not in self.datasets:
-            self.datasets[key] = dataset = load_data(config)
+        loaded = len(self.datasets)
+        dataset = load_data(config, self.datasets)
+        if len(self.datasets) > loaded:  # a dataset met for the first time
             options = dataset.card.get("options", {})
             if (options.get("split"), options.get("n_eval_negatives")) != ("per-user", 1000):
                 self.echo(f"note: {config.data} is split {options.get('split')!r} with "
                           f"{options.get('n_eval_negatives')} evaluation negatives; the "
                           f"paper's protocol is per-user 7:1:2 with 1000")
-        return self.datasets[key]
+        return dataset
 
     def ensure(self, run_dir: Path, config: TrainConfig, what: str) -> dict[str, Any] | None:
         """The run's ``test_metrics.json``, training or resuming the run first if needed;
@@ -284,7 +284,7 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
     for variant in pooled_runs.values():
         for r in variant["runs"]:
             pooling[r["run_dir"]] = pooling_comparison(r["run_dir"], metric, protocol,
-                                                       plan.device)
+                                                       plan.device, cache.datasets)
     fig = compare_figure(rows, pooling, metric, protocol)
     seconds_by_run = {r["run_dir"]: r["epoch_seconds"] for group in (grid_runs, pooled_runs)
                       for v in group.values() for r in v["runs"]}

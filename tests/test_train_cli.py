@@ -130,6 +130,26 @@ def test_recommend_unknown_ids_are_named(run_dir):
                   "zz9", "--history", "zz8"), "'zz9'", "'zz8'", "unknown item")
 
 
+def test_load_run_loads_each_dataset_once_through_the_cache(run_dir):
+    from mgnm_pyg.errors import CheckpointError
+    from mgnm_pyg.training.runs import load_data, load_run
+
+    cache: dict = {}
+    first = load_run(run_dir, device="cpu", datasets=cache)
+    again = load_run(run_dir, device="cpu", datasets=cache)
+    assert again.dataset is first.dataset and len(cache) == 1
+    fresh = load_run(run_dir, device="cpu")
+    assert fresh.dataset is not first.dataset
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[name])
+    # a cached dataset is still checked against the checkpoint
+    other = load_run(run_dir, device="cpu").config.replace(data="synthetic:demo")
+    (key,) = cache
+    cache[key] = load_data(other)
+    with pytest.raises(CheckpointError, match="does not match dataset"):
+        load_run(run_dir, device="cpu", datasets=cache)
+
+
 def test_checkpoint_against_another_dataset_is_refused(run_dir):
     failed(invoke("evaluate", run_dir, "--data", "synthetic:demo", "--device", "cpu"),
            "does not match dataset", "items in training")

@@ -29,11 +29,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_data(config: TrainConfig):
-    """The run's prepared dataset (imported lazily: the data layer pulls in polars)."""
+def load_data(config: TrainConfig, cache: dict[tuple, Any] | None = None):
+    """The run's prepared dataset (imported lazily: the data layer pulls in polars).
+
+    ``cache``, a dict the caller keeps, loads each dataset once over many runs.
+    """
     from mgnm_pyg.data.store import resolve_dataset
 
-    return resolve_dataset(config.data, max_len=config.max_len, seed=config.data_seed)
+    key = (config.data, config.max_len, config.data_seed)
+    if cache is not None and key in cache:
+        return cache[key]
+    dataset = resolve_dataset(config.data, max_len=config.max_len, seed=config.data_seed)
+    if cache is not None:
+        cache[key] = dataset
+    return dataset
 
 
 def build_model(config: TrainConfig, dataset: Any) -> torch.nn.Module:
@@ -83,11 +92,13 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, data: str | None = None, device: str = "auto",
-             checkpoint: str = "best.pt") -> LoadedRun:
+             checkpoint: str = "best.pt", datasets: dict[tuple, Any] | None = None
+             ) -> LoadedRun:
     """Load ``RUN_DIR/checkpoints/<checkpoint>`` and the dataset it is evaluated on.
 
     ``data`` (a dataset spec) defaults to the run's own. A dataset whose users or items
     do not match the checkpoint's is refused with a :class:`CheckpointError`.
+    ``datasets`` is the cache of :func:`load_data`, for loading many runs.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -97,7 +108,7 @@ def load_run(run_dir: str | Path, data: str | None = None, device: str = "auto",
     config = config_from_dict(ckpt["config"], where=str(path))
     if data is not None:
         config = config.replace(data=data)
-    dataset = load_data(config)
+    dataset = load_data(config, datasets)
     check_dataset(ckpt, dataset, path)
     model = build_model(config, dataset)
     load_model_state(model, ckpt, path)
