@@ -233,3 +233,32 @@ def reduce_evaluation(ranking, gauc, best=None) -> None:
         table = torch.zeros(size, dtype=torch.int64)
         table[: local.numel()] = local
         best.load_state(all_reduce(table))  # users are disjoint: one rank is non-zero
+
+
+def loss_part_means(sums: dict[str, Tensor], rows: int) -> dict[str, float]:
+    """Per-row means of the loss parts over all ranks (one host read per epoch), from
+    each rank's row-weighted ``sums`` of the parts and its ``rows``."""
+    if not sums:
+        return {}
+    values = torch.stack(list(sums.values()))
+    both = all_reduce(torch.cat([values, values.new_tensor([rows])])).tolist()
+    out = dict(zip(sums, both[:-1], strict=True))
+    if "l2" in out and is_distributed():
+        # Every rank adds the same parameter penalty to its loss: count it once.
+        extra = out["l2"] * (1 - 1 / world_size())
+        out["l2"] -= extra
+        out["total"] -= extra
+    return {name: value / max(both[-1], 1) for name, value in out.items()}
+
+
+def step_losses(window: list[tuple[Tensor, float]]) -> list[tuple[float, float]]:
+    """Each step's global (loss, rows) from the ``window`` of steps since the last
+    check, with one host transfer (and, under torchrun, one all-reduce) for the whole
+    window; every rank gets the same values, so a NaN on one rank stops them all at the
+    same step."""
+    losses = torch.stack([v.double() for v, _ in window])
+    rows = torch.tensor([n for _, n in window], dtype=torch.float64, device=losses.device)
+    both = torch.stack([losses, rows])
+    if is_distributed():
+        both = all_reduce(both / world_size())
+    return [tuple(pair) for pair in both.T.tolist()]

@@ -204,7 +204,7 @@ class Trainer:
                 seen += len(index)
                 bar.update(1)
                 if step % LOSS_CHECK_EVERY == 0 or step == len(sampler):
-                    for at, (value, n) in enumerate(self._global_losses(window)):
+                    for at, (value, n) in enumerate(distributed.step_losses(window)):
                         if not math.isfinite(value):
                             raise TrainingError(
                                 f"the training loss is {value} at epoch {epoch}, step "
@@ -219,33 +219,8 @@ class Trainer:
                                     rec_s=f"{rate:.0f}")
         finally:
             bar.close()
-        self.epoch_parts = self._epoch_parts(part_sums, part_rows)
+        self.epoch_parts = distributed.loss_part_means(part_sums, part_rows)
         return total_loss / max(total_rows, 1)
-
-    def _epoch_parts(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, float]:
-        """Per-row means of the loss parts, over all ranks; one host read per epoch."""
-        if not sums:
-            return {}
-        values = torch.stack(list(sums.values()))
-        both = distributed.all_reduce(torch.cat([values, values.new_tensor([rows])])).tolist()
-        out = dict(zip(sums, both[:-1], strict=True))
-        if "l2" in out and distributed.is_distributed():
-            # Every rank adds the same parameter penalty to its loss: count it once.
-            extra = out["l2"] * (1 - 1 / distributed.world_size())
-            out["l2"] -= extra
-            out["total"] -= extra
-        return {name: value / max(both[-1], 1) for name, value in out.items()}
-
-    def _global_losses(self, window: list[tuple[torch.Tensor, float]]) -> list[tuple[float, float]]:
-        """Each step's global loss sum and row count, with one host transfer (and, under
-        torchrun, one all-reduce) for the whole window; every rank gets the same values,
-        so a NaN on one rank stops them all at the same step."""
-        losses = torch.stack([v.double() for v, _ in window])
-        rows = torch.tensor([n for _, n in window], dtype=torch.float64, device=losses.device)
-        both = torch.stack([losses, rows])
-        if distributed.is_distributed():
-            both = distributed.all_reduce(both / distributed.world_size())
-        return [tuple(pair) for pair in both.T.tolist()]
 
     # ------------------------------------------------------------------ the run
     def _save(self, path: Path) -> None:
