@@ -243,7 +243,8 @@ def strongest_edges(adj: np.ndarray, per_node: int = 2, threshold: float | None 
 
 def run_summary(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sampled"
                 ) -> dict[str, Any]:
-    """A run's model settings (``config.json``) and one test metric (``test_metrics.json``)."""
+    """A run's model settings (``config.json``), one test metric and the epoch it was
+    taken at (``test_metrics.json``)."""
     run_dir = Path(run_dir)
     values = {}
     for name in ("config.json", "test_metrics.json"):
@@ -262,7 +263,7 @@ def run_summary(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sa
                         f"(found: {', '.join(have) or 'none'})")
     keys = ("n_layers", "n_interests", "level_pooling", "use_graph", "extractor", "dim", "seed")
     return {"run": str(run_dir), "value": float(metrics[metric]),
-            **{k: config.get(k) for k in keys}}
+            "best_epoch": int(test.get("best_epoch", 0)), **{k: config.get(k) for k in keys}}
 
 
 def pooling_comparison(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sampled",

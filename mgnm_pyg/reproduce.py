@@ -290,5 +290,6 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
                       for v in group.values() for r in v["runs"]}
     epoch_total = sum(seconds_by_run.values())
     report = figure_report(plan, metric, protocol, rows, pooling,
-                           time.perf_counter() - start, cache.counts, epoch_total)
+                           time.perf_counter() - start, cache.counts, epoch_total,
+                           cache.unfinished)
     return fig, report

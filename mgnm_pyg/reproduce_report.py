@@ -190,34 +190,45 @@ def table_report(table: str, plan: Any, results: dict[str, Any], seconds: float,
 
 
 def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int) -> list[str]:
-    groups: dict[int, list[float]] = {}
+    """Table rows: per value of ``key`` (at ``fixed`` = ``fixed_value``), the metric's
+    mean ± std, the number of runs, and the range of their best epochs (an early best
+    epoch is a run that stopped where it started, see RESULTS.md)."""
+    groups: dict[int, list[dict]] = {}
     for r in rows:
         if r[fixed] == fixed_value:
-            groups.setdefault(r[key], []).append(r["value"])
+            groups.setdefault(r[key], []).append(r)
     out = []
     for value in sorted(groups):
-        mean, std = mean_std(groups[value])
-        out.append(f"| {value} | {_cell(mean)} ± {_cell(std)} | {len(groups[value])} |")
+        mean, std = mean_std([r["value"] for r in groups[value]])
+        best = sorted(r["best_epoch"] for r in groups[value])
+        out.append(f"| {value} | {_cell(mean)} ± {_cell(std)} | {len(best)} | "
+                   f"{best[0]}-{best[-1]} |")
     return out
 
 
 def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
                   pooling: dict[str, dict[str, float]], seconds: float,
-                  counts: dict[str, int], epoch_total: float) -> dict[str, Any]:
-    """The values behind Figures 3, 4 and 7, as markdown tables and JSON."""
+                  counts: dict[str, int], epoch_total: float,
+                  unfinished: dict[str, str] | None = None) -> dict[str, Any]:
+    """The values behind Figures 3, 4 and 7, as markdown tables and JSON; ``unfinished``
+    (setting label -> how many runs are done) names the settings left out."""
     ref = plan.reference()
+    head = ["| {} | mean ± std | runs | best epochs |", "|---|---|---|---|"]
     lines = [f"## Figures 3, 4 and 7 (data `{plan.data}`, test {metric}, {protocol} protocol)",
              "", f"{len(plan.seeds)} seeds per point; {_stopping(plan)}.", "",
              f"Figure 3: against L (K={ref.n_interests})", "",
-             "| L | mean ± std | runs |", "|---|---|---|",
+             head[0].format("L"), head[1],
              *_grouped(rows, "n_layers", "n_interests", ref.n_interests), "",
-             f"Figure 4: against K (L={ref.n_layers})", "", "| K | mean ± std | runs |",
-             "|---|---|---|", *_grouped(rows, "n_interests", "n_layers", ref.n_layers), "",
+             f"Figure 4: against K (L={ref.n_layers})", "", head[0].format("K"), head[1],
+             *_grouped(rows, "n_interests", "n_layers", ref.n_layers), "",
              "Figure 7: each run evaluated with max- and with sum-pooling of its levels", "",
              "| run | max | sum |", "|---|---|---|"]
     lines += [f"| {run} | {_cell(v['max'])} | {_cell(v['sum'])} |" for run, v in pooling.items()]
+    if unfinished:
+        lines += ["", "Left out, not finished yet: " + "; ".join(
+            f"{label} ({done})" for label, done in unfinished.items()) + "."]
     lines += ["", _timing_line(seconds, counts, epoch_total), ""]
     return {"data": plan.data, "metric": metric, "protocol": protocol, "rows": rows,
             "pooling": pooling, "seconds": seconds, "counts": counts,
-            "markdown": "\n".join(lines)}
+            "unfinished": unfinished or {}, "markdown": "\n".join(lines)}
 

@@ -208,6 +208,10 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     assert pooled["max"] == pytest.approx(ref["sampled"]["ndcg@5"], abs=1e-12)
     md = (out / "figures.md").read_text()
     assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
+    # each point: mean ± std over its runs, their number, and their best epochs
+    l1 = json.loads((out / "figures" / "L1-seed0" / "test_metrics.json").read_text())
+    assert f"| 1 | {l1['sampled']['ndcg@5']:.4f} ± — | 1 | 1-1 |" in md
+    assert "Left out" not in md
 
     # --rows: only the named settings (here reused), in files of their own
     part = CliRunner().invoke(_cli(), [
@@ -218,6 +222,28 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     report = json.loads((out / "figures-L1-K2.json").read_text())
     assert sorted((r["n_layers"], r["n_interests"]) for r in report["rows"]) == [(1, 4), (3, 2)]
     assert report["pooling"] == {} and (out / "figures-L1-K2.png").is_file()
+    # a setting whose run another process holds is left out of the figure and named
+    import subprocess
+    import sys
+
+    held = out / "figures" / "K2-seed1"
+    held.mkdir(parents=True)
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (held / ".training.lock").write_text(str(owner.pid))
+        more = CliRunner().invoke(_cli(), [
+            "figures", "--data", "synthetic:tiny", "--quick", "--seeds", "2", "--device",
+            "cpu", "--out-dir", str(out), "--rows", "L1,K2"])
+    finally:
+        owner.kill()
+        owner.wait()
+    assert more.exit_code == 0, more.output
+    assert "1 trained, 0 resumed, 2 reused, 1 skipped" in more.output
+    report = json.loads((out / "figures-L1-K2.json").read_text())
+    assert sorted((r["n_layers"], r["seed"]) for r in report["rows"]) == [(1, 0), (1, 1)]
+    assert report["unfinished"] == {"K=2": "1 of 2 runs"}
+    assert "Left out, not finished yet: K=2 (1 of 2 runs)." in more.output
+
     bad = CliRunner().invoke(_cli(), ["figures", "--quick", "--out-dir", str(out),
                                       "--rows", "L9"])
     assert bad.exit_code == 1 and "'L9'" in bad.output and "wo-maxpool" in bad.output
