@@ -8,8 +8,12 @@ MGNM by a two-sided paired t-test over seeds (:func:`mgnm_pyg.stats.paired_t_tes
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mgnm_pyg.stats import mean_std, paired_t_test
 
@@ -189,20 +193,28 @@ def table_report(table: str, plan: Any, results: dict[str, Any], seconds: float,
             "markdown": markdown}
 
 
-def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int) -> list[str]:
+def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int, ref_value: int,
+             reference: dict[int, float]) -> list[str]:
     """Table rows: per value of ``key`` (at ``fixed`` = ``fixed_value``), the metric's
-    mean ± std, the number of runs, and the range of their best epochs (an early best
-    epoch is a run that stopped where it started, see RESULTS.md)."""
+    mean ± std, the number of runs, the range of their best epochs (an early best epoch is
+    a run that stopped where it started, see RESULTS.md), and the paired t-test (by seed)
+    of the ``reference`` runs (seed -> value; the point ``key`` = ``ref_value``) against
+    the point's runs."""
     groups: dict[int, list[dict]] = {}
     for r in rows:
         if r[fixed] == fixed_value:
             groups.setdefault(r[key], []).append(r)
     out = []
     for value in sorted(groups):
-        mean, std = mean_std([r["value"] for r in groups[value]])
-        best = sorted(r["best_epoch"] for r in groups[value])
-        out.append(f"| {value} | {_cell(mean)} ± {_cell(std)} | {len(best)} | "
-                   f"{best[0]}-{best[-1]} |")
+        runs = groups[value]
+        mean, std = mean_std([r["value"] for r in runs])
+        best = sorted(r["best_epoch"] for r in runs)
+        paired = [r for r in runs if r["seed"] in reference]
+        test = paired_t_test([reference[r["seed"]] for r in paired],
+                             [r["value"] for r in paired])
+        out.append(f"| {value} | {_cell(mean)} ± {_cell(std)} | {len(runs)} | "
+                   f"{best[0]}-{best[-1]} | "
+                   f"{'—' if value == ref_value else _p_cell(test.p, test.mean_difference)} |")
     return out
 
 
@@ -213,17 +225,33 @@ def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
     """The values behind Figures 3, 4 and 7, as markdown tables and JSON; ``unfinished``
     (setting label -> how many runs are done) names the settings left out."""
     ref = plan.reference()
-    head = ["| {} | mean ± std | runs | best epochs |", "|---|---|---|---|"]
+    reference = {r["seed"]: r["value"] for r in rows
+                 if (r["n_layers"], r["n_interests"]) == (ref.n_layers, ref.n_interests)}
+    head = [f"| {{}} | mean ± std | runs | best epochs | p against L={ref.n_layers}, "
+            f"K={ref.n_interests} |", "|---|---|---|---|---|"]
     lines = [f"## Figures 3, 4 and 7 (data `{plan.data}`, test {metric}, {protocol} protocol)",
-             "", f"{len(plan.seeds)} seeds per point; {_stopping(plan)}.", "",
+             "", f"{len(plan.seeds)} seeds per point; {_stopping(plan)}. p: two-sided "
+             f"paired t-test by seed (the reference's mean minus the point's).", "",
              f"Figure 3: against L (K={ref.n_interests})", "",
              head[0].format("L"), head[1],
-             *_grouped(rows, "n_layers", "n_interests", ref.n_interests), "",
+             *_grouped(rows, "n_layers", "n_interests", ref.n_interests, ref.n_layers,
+                      reference), "",
              f"Figure 4: against K (L={ref.n_layers})", "", head[0].format("K"), head[1],
-             *_grouped(rows, "n_interests", "n_layers", ref.n_layers), "",
+             *_grouped(rows, "n_interests", "n_layers", ref.n_layers, ref.n_interests,
+                      reference), "",
              "Figure 7: each run evaluated with max- and with sum-pooling of its levels", "",
              "| run | max | sum |", "|---|---|---|"]
     lines += [f"| {run} | {_cell(v['max'])} | {_cell(v['sum'])} |" for run, v in pooling.items()]
+    trained: dict[str, list[dict[str, float]]] = {}  # the runs of one training setting
+    for run, v in pooling.items():
+        name = re.sub(r"-seed\d+$", "", Path(run).name)
+        trained.setdefault(f"{Path(run).parent.name}/{name}", []).append(v)
+    for name, values in trained.items():
+        test = paired_t_test([v["max"] for v in values], [v["sum"] for v in values])
+        lines.append(f"| mean of {name} ({len(values)} runs; p max vs sum "
+                     f"{_p_cell(test.p, test.mean_difference)}) | "
+                     f"{_cell(float(np.mean([v['max'] for v in values])))} | "
+                     f"{_cell(float(np.mean([v['sum'] for v in values])))} |")
     if unfinished:
         lines += ["", "Left out, not finished yet: " + "; ".join(
             f"{label} ({done})" for label, done in unfinished.items()) + "."]

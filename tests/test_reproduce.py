@@ -210,7 +210,7 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
     # each point: mean ± std over its runs, their number, and their best epochs
     l1 = json.loads((out / "figures" / "L1-seed0" / "test_metrics.json").read_text())
-    assert f"| 1 | {l1['sampled']['ndcg@5']:.4f} ± — | 1 | 1-1 |" in md
+    assert f"| 1 | {l1['sampled']['ndcg@5']:.4f} ± — | 1 | 1-1 | — |" in md
     assert "Left out" not in md
 
     # --rows: only the named settings (here reused), in files of their own
@@ -377,3 +377,36 @@ def test_larger_patience_or_epochs_continue_a_finished_run(tmp_path, one_thread,
     assert "0 trained, 0 resumed, 1 reused" in back.output
     assert "which stop it no earlier, so not retrained" in back.output
     assert _epoch_rows(reference) == _epoch_rows(run)
+
+
+def test_figure_report_tests_each_point_against_the_reference_by_seed(tmp_path):
+    """The figures' p-values: paired by seed against the reference point (L=3, K=4), and
+    max- against sum-pooling over the runs of one training setting."""
+    from mgnm_pyg.reproduce_report import figure_report
+
+    plan = Plan(data="synthetic:tiny", seeds=[0, 1, 2], out_dir=tmp_path)
+    ref = {0: 0.020, 1: 0.018, 2: 0.021}
+    k1 = {0: 0.037, 1: 0.031, 2: 0.040, 7: 0.5}  # seed 7 has no reference: not paired
+    rows = [{"n_layers": 3, "n_interests": 4, "seed": s, "value": v, "best_epoch": 2 + s}
+            for s, v in ref.items()]
+    rows += [{"n_layers": 3, "n_interests": 1, "seed": s, "value": v, "best_epoch": 20 + s}
+             for s, v in k1.items()]
+    rows += [{"n_layers": 0, "n_interests": 4, "seed": s, "value": v, "best_epoch": 1}
+             for s, v in ref.items()]  # equal to the reference on every seed: p = 1
+    pooling = {f"{tmp_path}/table2/mgnm-seed{s}": {"max": v, "sum": v + 0.001 * (s + 1)}
+               for s, v in ref.items()}
+    md = figure_report(plan, "ndcg@5", "sampled", rows, pooling, 1.0,
+                       {"trained": 0, "resumed": 0, "reused": 9}, 2.0)["markdown"]
+
+    d = [ref[s] - k1[s] for s in ref]
+    t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3))
+    p = _p_df2(t)
+    mean, std = statistics.mean(k1.values()), statistics.stdev(k1.values())
+    assert (f"| 1 | {mean:.4f} ± {std:.4f} | 4 | 20-27 | {p:.2g} ({statistics.mean(d):+.4f})"
+            " |") in md
+    assert "| 4 | 0.0197 ± 0.0015 | 3 | 2-4 | — |" in md  # the reference point itself
+    assert "| 0 | 0.0197 ± 0.0015 | 3 | 1-1 | 1 (+0.0000) |" in md
+    d = [-0.001 * (s + 1) for s in ref]
+    p = _p_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
+    assert (f"| mean of table2/mgnm (3 runs; p max vs sum {p:.2g} (-0.0020)) | 0.0197 | "
+            f"0.0217 |") in md
