@@ -142,17 +142,21 @@ _table_command("table3", "Table 3: MGNM against w/o UGCN, w/o L1Norm, w/o BiLSTM
               metavar="FILE", help="Picture (png, svg or pdf) [default: OUT_DIR/figures.png].")
 @_rows_option("Train and draw only these settings (mgnm, L0..L4, K1..K8, wo-maxpool), so "
               "separate processes can share the figures; [default: all].")
+@click.option("--report-only", is_flag=True,
+              help="Train nothing: draw the settings whose runs have all finished, and "
+                   "name the others.")
 @user_errors
 def figures(data: str, seeds: int | None, epochs: int | None, patience: int | None,
             quick: bool, out_dir: Path, markdown: Path | None, device: str,
             threads: int | None, progress: bool, metric: str, protocol: str,
-            figure: Path | None, rows: list[str] | None) -> None:
+            figure: Path | None, rows: list[str] | None, report_only: bool) -> None:
     """Figures 3 (against L = 0..4), 4 (against K = 1..8) and 7 (max vs sum pooling)."""
     from mgnm_pyg import reproduce as rp
     from mgnm_pyg import reproduce_variants as rv
     from mgnm_pyg.visualize import save_figure
 
-    plan = _plan(data, seeds, epochs, patience, quick, out_dir, device, threads, progress)
+    plan = _plan(data, seeds, epochs, patience, quick, out_dir, device, threads, progress,
+                 report_only)
     grids = ((rv.QUICK_FIGURE_LAYERS, rv.QUICK_FIGURE_INTERESTS) if quick
              else (rv.FIGURE_LAYERS, rv.FIGURE_INTERESTS))
     fig, report = rp.reproduce_figures(plan, metric, protocol, *grids, echo=click.echo,

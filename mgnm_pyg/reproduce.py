@@ -278,6 +278,10 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
     grid, pooled = [v for v in grid if v.name in kept], [v for v in pooled if v.name in kept]
     grid_runs = run_variants("figures", grid, plan, cache)
     pooled_runs = run_variants("figures", pooled, plan, cache)
+    if not grid_runs and not pooled_runs:
+        missing = ", ".join(f"{k}: {v}" for k, v in cache.unfinished.items())
+        raise MGNMError(f"no setting of the figures has all its runs finished in "
+                        f"{plan.out_dir} yet ({missing})")
     rows = [run_summary(r["run_dir"], metric, protocol)
             for v in grid_runs.values() for r in v["runs"]]
     pooling = {}

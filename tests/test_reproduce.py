@@ -243,6 +243,17 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     assert sorted((r["n_layers"], r["seed"]) for r in report["rows"]) == [(1, 0), (1, 1)]
     assert report["unfinished"] == {"K=2": "1 of 2 runs"}
     assert "Left out, not finished yet: K=2 (1 of 2 runs)." in more.output
+    look = CliRunner().invoke(_cli(), [
+        "figures", "--data", "synthetic:tiny", "--quick", "--seeds", "2", "--device", "cpu",
+        "--out-dir", str(out), "--rows", "L1,K2", "--report-only"])
+    assert look.exit_code == 0, look.output
+    assert "0 trained, 0 resumed, 3 reused" in look.output
+    assert "Left out, not finished yet: K=2 (1 of 2 runs)." in look.output
+    assert not (held / "test_metrics.json").exists()
+    empty = CliRunner().invoke(_cli(), [
+        "figures", "--quick", "--report-only", "--out-dir", str(tmp_path / "none")])
+    assert empty.exit_code == 1
+    assert "no setting of the figures has all its runs finished" in empty.output
 
     bad = CliRunner().invoke(_cli(), ["figures", "--quick", "--out-dir", str(out),
                                       "--rows", "L9"])
