@@ -215,7 +215,7 @@ def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int, ref_value
         out.append(f"| {value} | {_cell(mean)} ± {_cell(std)} | {len(runs)} | "
                    f"{best[0]}-{best[-1]} | "
                    f"{'—' if value == ref_value else _p_cell(test.p, test.mean_difference)} |")
-    return out
+    return out or ["| (no finished runs) | | | | |"]
 
 
 def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],

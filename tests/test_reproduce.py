@@ -222,6 +222,12 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     report = json.loads((out / "figures-L1-K2.json").read_text())
     assert sorted((r["n_layers"], r["n_interests"]) for r in report["rows"]) == [(1, 4), (3, 2)]
     assert report["pooling"] == {} and (out / "figures-L1-K2.png").is_file()
+    k_only = CliRunner().invoke(_cli(), [
+        "figures", "--data", "synthetic:tiny", "--quick", "--seeds", "1", "--device", "cpu",
+        "--out-dir", str(out), "--rows", "K2", "--report-only"])
+    assert k_only.exit_code == 0, k_only.output
+    against_l = k_only.output.split("Figure 3")[1].split("Figure 4")[0]
+    assert "| (no finished runs) | | | | |" in against_l
     # a setting whose run another process holds is left out of the figure and named
     import subprocess
     import sys
