@@ -127,20 +127,26 @@ class RunCache:
         if run_dir in self.seen:
             return self.seen[run_dir]
         metrics_path = run_dir / "test_metrics.json"
-        if metrics_path.is_file() and not _stopped_short(run_dir, config):
-            saved = _check_same_run(run_dir, config)
+        stop = None
+        if metrics_path.is_file():
+            _check_same_run(run_dir, config)
+            stop = _stop_epoch(run_dir, config)
+        if stop is not None:
             self.counts["reused"] += 1
-            asked = (config.epochs, config.patience)
-            had = (saved["epochs"], saved["patience"])
-            note = ("" if had == asked else f"; trained with epochs={had[0]}, patience="
-                    f"{had[1]}, which stop it no earlier, so not retrained")
+            done, _ = epoch_log(run_dir)
+            if stop != done:
+                self.counts["longer"] = self.counts.get("longer", 0) + 1
+            note = ("" if stop == done else
+                    f"; it ran {done} epochs, longer than epochs={config.epochs}, patience="
+                    f"{config.patience} allow (they stop it after epoch {stop}): reused "
+                    f"as it is, not cut back")
             self.echo(f"{what}: done already ({run_dir}{note})")
         else:
             # The lock keeps two commands sharing OUT_DIR off the same run; the second
             # check sees a run another process finished while this one was waiting.
             try:
                 with process_lock(run_dir / ".training.lock", f"{run_dir} is being trained"):
-                    if not metrics_path.is_file() or _stopped_short(run_dir, config):
+                    if not metrics_path.is_file() or _stop_epoch(run_dir, config) is None:
                         self._train(run_dir, config, what)
             except LockHeld as exc:
                 self.counts["skipped"] += 1
@@ -162,7 +168,7 @@ class RunCache:
             changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
             trainer = Trainer.resume(run_dir, changes, progress=self.plan.progress,
                                      echo=self.echo)
-            if (run_dir / "test_metrics.json").is_file():  # finished, see _stopped_short
+            if (run_dir / "test_metrics.json").is_file():  # finished, see _stop_epoch
                 self.counts["continued"] += 1
                 self.echo(f"{what}: continuing {run_dir} after epoch {trainer.epoch} (it "
                           f"stopped before epochs={config.epochs}, patience="
@@ -184,22 +190,31 @@ class RunCache:
         self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
 
 
-def _stopped_short(run_dir: Path, config: TrainConfig) -> bool:
-    """Whether the finished run in ``run_dir`` stopped before ``config`` would have
-    stopped it: it ran fewer than ``epochs`` epochs, and fewer than ``patience`` of them
-    came after its best one.
+def _stop_epoch(run_dir: Path, config: TrainConfig) -> int | None:
+    """The epoch after which ``config``'s stopping rule (``epochs``, ``patience`` on
+    validation ``select_metric``, as in the trainer) ends the finished run in
+    ``run_dir``, replayed on its ``metrics.jsonl``; None when the rule would go on.
 
-    Only the stopping rule differs, so resuming it from ``checkpoints/last.pt`` gives the
-    run ``config`` trains from the start (a larger ``--patience`` or ``--epochs``
-    continues the finished runs; it never retrains them).
+    None means the run stopped sooner than ``config`` would stop it: only the stopping
+    rule differs, so resuming it from ``checkpoints/last.pt`` gives the run ``config``
+    trains from the start (a larger ``--patience`` or ``--epochs`` continues finished
+    runs; it never retrains them).
     """
-    try:
-        best = int(json.loads((run_dir / "test_metrics.json").read_text())["best_epoch"])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise MGNMError(f"{run_dir / 'test_metrics.json'}: no readable best_epoch ({exc})"
-                        ) from exc
-    done, _ = epoch_log(run_dir)
-    return done < config.epochs and done - best < config.patience
+    from mgnm_pyg.training.runs import read_epoch_log
+
+    best_value, best_epoch = None, 0
+    for row in read_epoch_log(run_dir):
+        epoch = int(row["epoch"])
+        try:
+            value = float(row["valid"][config.select_metric])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MGNMError(f"{run_dir / 'metrics.jsonl'}: epoch {epoch} has no validation "
+                            f"{config.select_metric} ({exc!r})") from exc
+        if best_value is None or value > best_value:
+            best_value, best_epoch = value, epoch
+        if epoch >= config.epochs or epoch - best_epoch >= config.patience:
+            return epoch
+    return None
 
 
 def epoch_log(run_dir: Path) -> tuple[int, float]:

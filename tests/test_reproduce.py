@@ -351,6 +351,12 @@ def test_a_run_another_process_trains_is_skipped(tmp_path, one_thread):
 
 
 
+def rule(args: list[str]) -> str:
+    """``epochs=E, patience=P`` of a command's ``--epochs``/``--patience`` (default 3)."""
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    return f"epochs={given['--epochs']}, patience={given.get('--patience', '3')}"
+
+
 def _epoch_rows(run: Path) -> list[dict]:
     """metrics.jsonl without the wall times (the only fields a resumed run may change)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -388,12 +394,19 @@ def test_larger_patience_or_epochs_continue_a_finished_run(tmp_path, one_thread,
     assert f"continuing {run} after epoch {epochs_before}" in continued.output
     assert "early stopping after 3 without" in continued.output
 
-    # the longer run is not cut back by the shorter rule: reused, with a note
+    # the longer run is not cut back by the shorter rule: reused, with a note that says
+    # after which epoch that rule stops it (replayed on the validation history)
     back = CliRunner().invoke(cli, [*args, *first, "--out-dir", str(long)])
     assert back.exit_code == 0, back.output
-    assert "0 trained, 0 resumed, 1 reused" in back.output
-    assert "which stop it no earlier, so not retrained" in back.output
+    assert ("0 trained, 0 resumed, 1 reused (1 of them ran longer than this stopping rule "
+            "allows)") in back.output
+    assert (f"it ran {len(_epoch_rows(run))} epochs, longer than {rule(first)} allow (they "
+            f"stop it after epoch {epochs_before}): reused as it is, not cut back"
+            ) in back.output
     assert _epoch_rows(reference) == _epoch_rows(run)
+    same = CliRunner().invoke(cli, [*args, *then, "--out-dir", str(long)])
+    assert "0 trained, 0 resumed, 1 reused" in same.output and "not cut back" not in (
+        same.output)
 
 
 def test_figure_report_tests_each_point_against_the_reference_by_seed(tmp_path):
