@@ -6,6 +6,9 @@ import importlib.util
 import json
 import math
 import statistics
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,19 @@ def _cli():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.reproduce
+
+
+@contextmanager
+def _held_by_a_live_process(run: Path):
+    """``run``'s training lock, held by a live process for the ``with`` block."""
+    run.mkdir(parents=True)
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (run / ".training.lock").write_text(str(owner.pid))
+        yield owner.pid
+    finally:
+        owner.kill()
+        owner.wait()
 
 
 # ---------------------------------------------------------------- statistics
@@ -229,20 +245,11 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     against_l = k_only.output.split("Figure 3")[1].split("Figure 4")[0]
     assert "| (no finished runs) | | | | |" in against_l
     # a setting whose run another process holds is left out of the figure and named
-    import subprocess
-    import sys
-
     held = out / "figures" / "K2-seed1"
-    held.mkdir(parents=True)
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        (held / ".training.lock").write_text(str(owner.pid))
+    with _held_by_a_live_process(held):
         more = CliRunner().invoke(_cli(), [
             "figures", "--data", "synthetic:tiny", "--quick", "--seeds", "2", "--device",
             "cpu", "--out-dir", str(out), "--rows", "L1,K2"])
-    finally:
-        owner.kill()
-        owner.wait()
     assert more.exit_code == 0, more.output
     assert "1 trained, 0 resumed, 2 reused, 1 skipped" in more.output
     report = json.loads((out / "figures-L1-K2.json").read_text())
@@ -303,23 +310,15 @@ def test_rows_split_a_table_between_processes(tmp_path, one_thread):
 
 def test_training_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
     import os
-    import subprocess
-    import sys
 
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.io import process_lock
 
     run = tmp_path / "run"
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        run.mkdir()
-        (run / ".training.lock").write_text(str(owner.pid))
-        with pytest.raises(MGNMError, match=f"busy here: held by process {owner.pid}"):
+    with _held_by_a_live_process(run) as owner:
+        with pytest.raises(MGNMError, match=f"busy here: held by process {owner}"):
             with process_lock(run / ".training.lock", "busy here"):
                 pass
-    finally:
-        owner.kill()
-        owner.wait()
     with process_lock(run / ".training.lock"):  # its owner is gone: the stale lock is taken
         assert (run / ".training.lock").read_text() == str(os.getpid())
     assert not (run / ".training.lock").exists()
@@ -327,23 +326,14 @@ def test_training_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
 
 def test_a_run_another_process_trains_is_skipped(tmp_path, one_thread):
     """Identical commands share a table: each skips the runs the others hold."""
-    import subprocess
-    import sys
-
     out = tmp_path / "runs"
     held = out / "table2" / "pop-seed0"
-    held.mkdir(parents=True)
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        (held / ".training.lock").write_text(str(owner.pid))
+    with _held_by_a_live_process(held) as owner:
         result = CliRunner().invoke(_cli(), [
             "table2", "--data", "synthetic:tiny", "--quick", "--device", "cpu",
             "--out-dir", str(out), "--rows", "pop,sasrec"])
-    finally:
-        owner.kill()
-        owner.wait()
     assert result.exit_code == 0, result.output
-    assert f"Pop seed 0: skipped, process {owner.pid} is training it" in result.output
+    assert f"Pop seed 0: skipped, process {owner} is training it" in result.output
     assert "3 trained, 0 resumed, 0 reused, 1 skipped" in result.output
     assert "Left out, not finished yet: Pop (1 of 2 runs)." in result.output
     assert "| SASRec | " in result.output and "| Pop | " not in result.output
