@@ -134,12 +134,12 @@ class RunCache:
         if stop is not None:
             self.counts["reused"] += 1
             done, _ = epoch_log(run_dir)
+            note = ""
             if stop != done:
                 self.counts["longer"] = self.counts.get("longer", 0) + 1
-            note = ("" if stop == done else
-                    f"; it ran {done} epochs, longer than epochs={config.epochs}, patience="
-                    f"{config.patience} allow (they stop it after epoch {stop}): reused "
-                    f"as it is, not cut back")
+                note = (f"; it ran {done} epochs, longer than epochs={config.epochs}, "
+                        f"patience={config.patience} allow (they stop it after epoch "
+                        f"{stop}): reused as it is, not cut back")
             self.echo(f"{what}: done already ({run_dir}{note})")
         else:
             # The lock keeps two commands sharing OUT_DIR off the same run; the second
@@ -201,6 +201,7 @@ def _stop_epoch(run_dir: Path, config: TrainConfig) -> int | None:
     runs; it never retrains them).
     """
     from mgnm_pyg.training.runs import read_epoch_log
+    from mgnm_pyg.training.trainer import stops_after
 
     best_value, best_epoch = None, 0
     for row in read_epoch_log(run_dir):
@@ -212,7 +213,7 @@ def _stop_epoch(run_dir: Path, config: TrainConfig) -> int | None:
                             f"{config.select_metric} ({exc!r})") from exc
         if best_value is None or value > best_value:
             best_value, best_epoch = value, epoch
-        if epoch >= config.epochs or epoch - best_epoch >= config.patience:
+        if stops_after(config, epoch, epoch - best_epoch):
             return epoch
     return None
 

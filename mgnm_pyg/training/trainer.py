@@ -73,6 +73,12 @@ class TrainResult:
     test_metrics: dict[str, dict[str, float]]
 
 
+def stops_after(config: TrainConfig, epochs_done: int, bad_epochs: int) -> bool:
+    """The stopping rule: ``config.epochs`` epochs done, or ``config.patience`` epochs
+    since the last better validation ``select_metric`` (``bad_epochs``)."""
+    return epochs_done >= config.epochs or bad_epochs >= config.patience
+
+
 def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
     """``runs/<data>-<YYYYmmdd-HHMMSS>``, with the data spec made filename-safe."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).name or config.data).strip("-")
@@ -273,7 +279,7 @@ class Trainer:
 
     def _run_epochs(self) -> None:
         cfg = self.config
-        while self.epoch < cfg.epochs and self.state["bad_epochs"] < cfg.patience:
+        while not stops_after(cfg, self.epoch, self.state["bad_epochs"]):
             epoch = self.epoch + 1
             start = time.perf_counter()
             loss = self.train_epoch(epoch)
