@@ -301,10 +301,10 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
     rows = [run_summary(r["run_dir"], metric, protocol)
             for v in grid_runs.values() for r in v["runs"]]
     pooling = {}
-    for variant in pooled_runs.values():
+    for name, variant in pooled_runs.items():  # "setting" groups Figure 7's seeds
         for r in variant["runs"]:
-            pooling[r["run_dir"]] = pooling_comparison(r["run_dir"], metric, protocol,
-                                                       plan.device, cache.datasets)
+            pooling[r["run_dir"]] = {"setting": name, **pooling_comparison(
+                r["run_dir"], metric, protocol, plan.device, cache.datasets)}
     fig = compare_figure(rows, pooling, metric, protocol)
     seconds_by_run = {r["run_dir"]: r["epoch_seconds"] for group in (grid_runs, pooled_runs)
                       for v in group.values() for r in v["runs"]}

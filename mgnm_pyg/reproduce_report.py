@@ -8,9 +8,7 @@ MGNM by a two-sided paired t-test over seeds (:func:`mgnm_pyg.stats.paired_t_tes
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -224,8 +222,10 @@ def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
                   pooling: dict[str, dict[str, float]], seconds: float,
                   counts: dict[str, int], epoch_total: float,
                   unfinished: dict[str, str] | None = None) -> dict[str, Any]:
-    """The values behind Figures 3, 4 and 7, as markdown tables and JSON; ``unfinished``
-    (setting label -> how many runs are done) names the settings left out."""
+    """The values behind Figures 3, 4 and 7, as markdown tables and JSON. ``pooling``:
+    run -> its ``max`` and ``sum`` values and its training ``setting`` (Figure 7's mean
+    rows group a setting's seeds); ``unfinished`` (setting label -> how many runs are
+    done) names the settings left out."""
     ref = plan.reference()
     reference = {r["seed"]: r["value"] for r in rows
                  if (r["n_layers"], r["n_interests"]) == (ref.n_layers, ref.n_interests)}
@@ -245,9 +245,8 @@ def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
              "| run | max | sum |", "|---|---|---|"]
     lines += [f"| {run} | {_cell(v['max'])} | {_cell(v['sum'])} |" for run, v in pooling.items()]
     trained: dict[str, list[dict[str, float]]] = {}  # the runs of one training setting
-    for run, v in pooling.items():
-        name = re.sub(r"-seed\d+$", "", Path(run).name)
-        trained.setdefault(f"{Path(run).parent.name}/{name}", []).append(v)
+    for v in pooling.values():
+        trained.setdefault(v["setting"], []).append(v)
     for name, values in trained.items():
         test = paired_t_test([v["max"] for v in values], [v["sum"] for v in values])
         lines.append(f"| mean of {name} ({len(values)} runs; p max vs sum "

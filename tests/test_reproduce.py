@@ -222,6 +222,7 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     ref = json.loads((out / "table2" / "mgnm-seed0" / "test_metrics.json").read_text())
     pooled = report["pooling"][str(out / "table2" / "mgnm-seed0")]
     assert pooled["max"] == pytest.approx(ref["sampled"]["ndcg@5"], abs=1e-12)
+    assert {p["setting"] for p in report["pooling"].values()} == {"mgnm", "wo-maxpool"}
     md = (out / "figures.md").read_text()
     assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
     # each point: mean ± std over its runs, their number, and their best epochs
@@ -413,8 +414,12 @@ def test_figure_report_tests_each_point_against_the_reference_by_seed(tmp_path):
              for s, v in k1.items()]
     rows += [{"n_layers": 0, "n_interests": 4, "seed": s, "value": v, "best_epoch": 1}
              for s, v in ref.items()]  # equal to the reference on every seed: p = 1
-    pooling = {f"{tmp_path}/table2/mgnm-seed{s}": {"max": v, "sum": v + 0.001 * (s + 1)}
+    pooling = {f"{tmp_path}/table2/mgnm-seed{s}": {"setting": "mgnm", "max": v,
+                                                   "sum": v + 0.001 * (s + 1)}
                for s, v in ref.items()}
+    # A second setting whose runs are grouped apart from the first (its own mean row).
+    pooling.update({f"{tmp_path}/table3/wo-maxpool-seed{s}": {
+        "setting": "wo-maxpool", "max": 0.5, "sum": 0.4 + 0.01 * s} for s in ref})
     md = figure_report(plan, "ndcg@5", "sampled", rows, pooling, 1.0,
                        {"trained": 0, "resumed": 0, "reused": 9}, 2.0)["markdown"]
 
@@ -428,5 +433,9 @@ def test_figure_report_tests_each_point_against_the_reference_by_seed(tmp_path):
     assert "| 0 | 0.0197 ± 0.0015 | 3 | 1-1 | 1 (+0.0000) |" in md
     d = [-0.001 * (s + 1) for s in ref]
     p = _p_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
-    assert (f"| mean of table2/mgnm (3 runs; p max vs sum {p:.2g} (-0.0020)) | 0.0197 | "
+    assert (f"| mean of mgnm (3 runs; p max vs sum {p:.2g} (-0.0020)) | 0.0197 | "
             f"0.0217 |") in md
+    d = [0.1 - 0.01 * s for s in ref]
+    p = _p_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
+    assert (f"| mean of wo-maxpool (3 runs; p max vs sum {p:.2g} (+0.0900)) | 0.5000 | "
+            f"0.4100 |") in md
