@@ -102,7 +102,9 @@ class RunCache:
     def __init__(self, plan: Plan, echo: Echo = print) -> None:
         self.plan, self.echo = plan, echo
         self.datasets: dict[tuple, Any] = {}
-        self.counts = {"trained": 0, "resumed": 0, "continued": 0, "reused": 0, "skipped": 0}
+        # Disjoint: a run that ran longer than the asked stopping rule is "reused_longer".
+        self.counts = {"trained": 0, "resumed": 0, "continued": 0, "reused": 0,
+                       "reused_longer": 0, "skipped": 0}
         self.seen: dict[Path, dict[str, Any]] = {}  # runs met earlier in this command
         # Rows left out of the report (runs not finished, or skipped): label -> "k of n runs"
         self.unfinished: dict[str, str] = {}
@@ -124,19 +126,20 @@ class RunCache:
         """The run's ``test_metrics.json``, training or resuming the run first if needed;
         None when another process is training it (the run is skipped, not waited for, so
         several identical commands share a table's runs)."""
+        from mgnm_pyg.training.runs import stop_epoch
+
         if run_dir in self.seen:
             return self.seen[run_dir]
         metrics_path = run_dir / "test_metrics.json"
         stop = None
         if metrics_path.is_file():
             _check_same_run(run_dir, config)
-            stop = _stop_epoch(run_dir, config)
+            stop = stop_epoch(run_dir, config)
         if stop is not None:
-            self.counts["reused"] += 1
             done, _ = epoch_log(run_dir)
+            self.counts["reused" if stop == done else "reused_longer"] += 1
             note = ""
             if stop != done:
-                self.counts["longer"] = self.counts.get("longer", 0) + 1
                 note = (f"; it ran {done} epochs, longer than epochs={config.epochs}, "
                         f"patience={config.patience} allow (they stop it after epoch "
                         f"{stop}): reused as it is, not cut back")
@@ -146,7 +149,7 @@ class RunCache:
             # check sees a run another process finished while this one was waiting.
             try:
                 with process_lock(run_dir / ".training.lock", f"{run_dir} is being trained"):
-                    if not metrics_path.is_file() or _stop_epoch(run_dir, config) is None:
+                    if not metrics_path.is_file() or stop_epoch(run_dir, config) is None:
                         self._train(run_dir, config, what)
             except LockHeld as exc:
                 self.counts["skipped"] += 1
@@ -168,7 +171,7 @@ class RunCache:
             changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
             trainer = Trainer.resume(run_dir, changes, progress=self.plan.progress,
                                      echo=self.echo)
-            if (run_dir / "test_metrics.json").is_file():  # finished, see _stop_epoch
+            if (run_dir / "test_metrics.json").is_file():  # finished, see stop_epoch
                 self.counts["continued"] += 1
                 self.echo(f"{what}: continuing {run_dir} after epoch {trainer.epoch} (it "
                           f"stopped before epochs={config.epochs}, patience="
@@ -188,34 +191,6 @@ class RunCache:
             raise TrainingInterrupted(f"{exc}; running this command again resumes it as "
                                       f"well") from None
         self.echo(f"{what}: finished in {time.perf_counter() - start:.1f}s")
-
-
-def _stop_epoch(run_dir: Path, config: TrainConfig) -> int | None:
-    """The epoch after which ``config``'s stopping rule (``epochs``, ``patience`` on
-    validation ``select_metric``, as in the trainer) ends the finished run in
-    ``run_dir``, replayed on its ``metrics.jsonl``; None when the rule would go on.
-
-    None means the run stopped sooner than ``config`` would stop it: only the stopping
-    rule differs, so resuming it from ``checkpoints/last.pt`` gives the run ``config``
-    trains from the start (a larger ``--patience`` or ``--epochs`` continues finished
-    runs; it never retrains them).
-    """
-    from mgnm_pyg.training.runs import read_epoch_log
-    from mgnm_pyg.training.trainer import stops_after
-
-    best_value, best_epoch = None, 0
-    for row in read_epoch_log(run_dir):
-        epoch = int(row["epoch"])
-        try:
-            value = float(row["valid"][config.select_metric])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MGNMError(f"{run_dir / 'metrics.jsonl'}: epoch {epoch} has no validation "
-                            f"{config.select_metric} ({exc!r})") from exc
-        if best_value is None or value > best_value:
-            best_value, best_epoch = value, epoch
-        if stops_after(config, epoch, epoch - best_epoch):
-            return epoch
-    return None
 
 
 def epoch_log(run_dir: Path) -> tuple[int, float]:

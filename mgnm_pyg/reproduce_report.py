@@ -102,13 +102,12 @@ def summarize(results: dict[str, Any], reference: str = "mgnm",
 
 
 def _timing_line(seconds: float, counts: dict[str, int], epoch_seconds: float) -> str:
-    longer = counts.get("longer", 0)  # a subset of the reused runs
-    n = sum(counts.values()) - longer
+    longer = counts.get("reused_longer", 0)
     skipped, continued = counts.get("skipped", 0), counts.get("continued", 0)
-    return (f"Time: {seconds:.1f} s for this command ({n} runs: {counts['trained']} trained, "
-            f"{counts['resumed']} resumed, "
+    return (f"Time: {seconds:.1f} s for this command ({sum(counts.values())} runs: "
+            f"{counts['trained']} trained, {counts['resumed']} resumed, "
             f"{f'{continued} continued (stopped early before), ' if continued else ''}"
-            f"{counts['reused']} reused"
+            f"{counts['reused'] + longer} reused"
             f"{f' ({longer} of them ran longer than this stopping rule allows)' if longer else ''}"
             f"{f', {skipped} skipped (another process was training them)' if skipped else ''}"
             f"); the runs' epochs took {epoch_seconds:.1f} s in all (training + validation, "

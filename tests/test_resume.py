@@ -91,3 +91,24 @@ def test_same_seed_same_results_other_seed_differs(straight_run, tmp_path):
     a = torch.load(tmp_path / "again" / "checkpoints" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "seed1" / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert not torch.equal(a["item_embedding.weight"], b["item_embedding.weight"])
+
+
+def test_stop_epoch_replays_the_stopping_rule_on_a_runs_log(tmp_path):
+    """The epoch after which a stopping rule ends a finished run, read off its
+    ``metrics.jsonl``: patience counts epochs since the last strictly better value."""
+    from mgnm_pyg.errors import MGNMError
+    from mgnm_pyg.training.config import TrainConfig
+    from mgnm_pyg.training.runs import stop_epoch
+
+    values = [0.10, 0.12, 0.12, 0.11, 0.13, 0.10, 0.09, 0.08]  # best at epochs 2 and 5
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "valid": {"ndcg@5": v}}) + "\n"
+        for e, v in enumerate(values, start=1)))
+    rule = lambda epochs, patience: TrainConfig(epochs=epochs, patience=patience)  # noqa: E731
+    assert stop_epoch(tmp_path, rule(30, 2)) == 4  # epochs 3 and 4 are no better than 2
+    assert stop_epoch(tmp_path, rule(30, 3)) == 8  # 6, 7, 8 after the best at 5
+    assert stop_epoch(tmp_path, rule(3, 30)) == 3  # the epoch cap
+    assert stop_epoch(tmp_path, rule(30, 4)) is None  # the rule would have gone on
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "valid": {}}\n')
+    with pytest.raises(MGNMError, match=r"metrics.jsonl: epoch 1 has no validation ndcg@5"):
+        stop_epoch(tmp_path, rule(30, 3))

@@ -167,3 +167,30 @@ def read_epoch_log(run_dir: str | Path) -> list[dict[str, Any]]:
             raise MGNMError(f"{path}, line {number}: expected an object with an 'epoch' key")
         rows.append(row)
     return rows
+
+
+def stop_epoch(run_dir: str | Path, config: TrainConfig) -> int | None:
+    """The epoch after which ``config``'s stopping rule (``epochs``, ``patience`` on
+    validation ``select_metric``, as in the trainer) ends the finished run in
+    ``run_dir``, replayed on its ``metrics.jsonl``; None when the rule would go on.
+
+    None means the run stopped sooner than ``config`` would stop it: only the stopping
+    rule differs, so resuming it from ``checkpoints/last.pt`` gives the run ``config``
+    trains from the start (this is how ``benchmarks/reproduce.py --patience`` continues
+    finished runs instead of retraining them).
+    """
+    from mgnm_pyg.training.trainer import stops_after  # the trainer imports this module
+
+    best_value, best_epoch = None, 0
+    for row in read_epoch_log(run_dir):
+        epoch = int(row["epoch"])
+        try:
+            value = float(row["valid"][config.select_metric])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MGNMError(f"{Path(run_dir) / 'metrics.jsonl'}: epoch {epoch} has no validation "
+                            f"{config.select_metric} ({exc!r})") from exc
+        if best_value is None or value > best_value:
+            best_value, best_epoch = value, epoch
+        if stops_after(config, epoch, epoch - best_epoch):
+            return epoch
+    return None
