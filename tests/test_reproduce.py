@@ -223,6 +223,10 @@ def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     pooled = report["pooling"][str(out / "table2" / "mgnm-seed0")]
     assert pooled["max"] == pytest.approx(ref["sampled"]["ndcg@5"], abs=1e-12)
     assert {p["setting"] for p in report["pooling"].values()} == {"mgnm", "wo-maxpool"}
+    # the pooling is inference only (the loss is per level): one epoch trained with either
+    # gives the same weights, so the same value under each pooling
+    summed = report["pooling"][str(out / "table3" / "wo-maxpool-seed0")]
+    assert (summed["max"], summed["sum"]) == (pooled["max"], pooled["sum"])
     md = (out / "figures.md").read_text()
     assert "Figure 3" in md and "Figure 4" in md and "Figure 7" in md
     # each point: mean ± std over its runs, their number, and their best epochs

@@ -63,6 +63,8 @@ class MGNM(nn.Module):
         use_graph: False is the "w/o UGCN" ablation: only level 0.
         use_bilstm: False is the "w/o BiLSTM" ablation.
         level_pooling: ``"max"`` (Eq. 15) or ``"sum"`` (the "w/o MaxPool" ablation).
+            Inference only: the loss (Eq. 16) sums the per-level losses, so training
+            does not depend on it; the best checkpoint validation picks may.
         extractor: ``"capsule"`` (the SCN) or a Table 3 replacement (``"bilstm"``,
             ``"sum"``, ``"self_attention"``, ``"transformer"``).
         share_layer_weight: one ``W`` for all graph layers (SPEC) or one per layer.

@@ -75,8 +75,8 @@ class TrainConfig:
                            "model")
     use_bilstm: bool = _opt(True, "Use the BiLSTM inside the capsule routing (Eq. 10).",
                             "model")
-    level_pooling: str = _opt("max", "Pooling of level scores (sum = w/o MaxPool).", "model",
-                              choices=("max", "sum"))
+    level_pooling: str = _opt("max", "Pooling of level scores at inference (sum = w/o "
+                              "MaxPool).", "model", choices=("max", "sum"))
     extractor: str = _opt("capsule", "Interest extractor (Table 3 ablations).", "model",
                           choices=("capsule", "bilstm", "sum", "self_attention", "transformer"))
     share_layer_weight: bool = _opt(True, "One graph weight W shared by all layers.", "model")
