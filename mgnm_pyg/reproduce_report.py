@@ -218,7 +218,7 @@ def _grouped(rows: list[dict], key: str, fixed: str, fixed_value: int, ref_value
 
 
 def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
-                  pooling: dict[str, dict[str, float]], seconds: float,
+                  pooling: dict[str, dict[str, Any]], seconds: float,
                   counts: dict[str, int], epoch_total: float,
                   unfinished: dict[str, str] | None = None) -> dict[str, Any]:
     """The values behind Figures 3, 4 and 7, as markdown tables and JSON. ``pooling``:
@@ -243,7 +243,7 @@ def figure_report(plan: Any, metric: str, protocol: str, rows: list[dict],
              "Figure 7: each run evaluated with max- and with sum-pooling of its levels", "",
              "| run | max | sum |", "|---|---|---|"]
     lines += [f"| {run} | {_cell(v['max'])} | {_cell(v['sum'])} |" for run, v in pooling.items()]
-    trained: dict[str, list[dict[str, float]]] = {}  # the runs of one training setting
+    trained: dict[str, list[dict[str, Any]]] = {}  # the runs of one training setting
     for v in pooling.values():
         trained.setdefault(v["setting"], []).append(v)
     for name, values in trained.items():

@@ -241,7 +241,7 @@ def _grouped(ax: Any, rows: list[dict], x: str, group: str, metric: str) -> None
     ax.legend(fontsize=8)
 
 
-def compare_figure(rows: list[dict], pooling: dict[str, dict[str, float]] | None,
+def compare_figure(rows: list[dict], pooling: dict[str, dict[str, Any]] | None,
                    metric: str, protocol: str) -> Any:
     """The metric against ``L``, against ``K``, and under max- vs sum-pooling per run.
 

@@ -179,7 +179,7 @@ def stop_epoch(run_dir: str | Path, config: TrainConfig) -> int | None:
     trains from the start (this is how ``benchmarks/reproduce.py --patience`` continues
     finished runs instead of retraining them).
     """
-    from mgnm_pyg.training.trainer import stops_after  # the trainer imports this module
+    from mgnm_pyg.training.trainer import improves, stops_after  # trainer imports runs
 
     best_value, best_epoch = None, 0
     for row in read_epoch_log(run_dir):
@@ -189,7 +189,7 @@ def stop_epoch(run_dir: str | Path, config: TrainConfig) -> int | None:
         except (KeyError, TypeError, ValueError) as exc:
             raise MGNMError(f"{Path(run_dir) / 'metrics.jsonl'}: epoch {epoch} has no validation "
                             f"{config.select_metric} ({exc!r})") from exc
-        if best_value is None or value > best_value:
+        if improves(value, best_value):
             best_value, best_epoch = value, epoch
         if stops_after(config, epoch, epoch - best_epoch):
             return epoch

@@ -79,6 +79,12 @@ def stops_after(config: TrainConfig, epochs_done: int, bad_epochs: int) -> bool:
     return epochs_done >= config.epochs or bad_epochs >= config.patience
 
 
+def improves(value: float, best: float | None) -> bool:
+    """Whether a validation ``value`` is a new best: strictly above ``best`` (None: the
+    first epoch). A tie is a bad epoch for :func:`stops_after`."""
+    return best is None or value > best
+
+
 def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
     """``runs/<data>-<YYYYmmdd-HHMMSS>``, with the data spec made filename-safe."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).name or config.data).strip("-")
@@ -298,7 +304,7 @@ class Trainer:
             self.epoch = epoch
             self.state["history"].append(row)
             metric = valid[cfg.select_metric]
-            best = self.state["best_metric"] is None or metric > self.state["best_metric"]
+            best = improves(metric, self.state["best_metric"])
             if best:
                 self.state.update(best_metric=metric, best_epoch=epoch, bad_epochs=0)
             else:
