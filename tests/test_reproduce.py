@@ -205,6 +205,33 @@ def test_table2_quick_writes_the_table_reuses_and_resumes(tmp_path, one_thread):
     assert "mgnm-seed0 holds a different run" in other.output and "dim=8" in other.output
 
 
+def test_table3_quick_trains_each_ablation_with_its_one_change(tmp_path, one_thread):
+    cli, out = _cli(), tmp_path / "runs"
+    args = ["table3", "--data", "synthetic:tiny", "--quick", "--seeds", "1", "--device",
+            "cpu", "--out-dir", str(out), "--markdown", str(tmp_path / "t3.md")]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "9 trained, 0 resumed, 0 reused" in first.output
+    sampled, full = (tmp_path / "t3.md").read_text().split("### Full ranking")
+    for variant in TABLES["table3"]:
+        assert f"| {variant.label} | " in sampled and f"| {variant.label} | " in full
+    assert "| 0.7499 |" in sampled and "| 0.0929 |" in sampled  # paper's w/o UGCN
+
+    # each ablation's run differs from the reference run in its overrides and nothing else
+    reference = json.loads((out / "table2" / "mgnm-seed0" / "config.json").read_text())
+    for variant in TABLES["table3"][1:]:
+        config = json.loads((out / "table3" / f"{variant.name}-seed0" / "config.json")
+                            .read_text())
+        assert {k: v for k, v in config.items() if reference[k] != v} == variant.overrides
+
+    # Table 2 finds its MGNM row already trained by Table 3
+    shared = CliRunner().invoke(cli, ["table2", "--data", "synthetic:tiny", "--quick",
+                                      "--seeds", "1", "--device", "cpu", "--out-dir",
+                                      str(out), "--rows", "mgnm"])
+    assert shared.exit_code == 0, shared.output
+    assert "0 trained, 0 resumed, 1 reused" in shared.output
+
+
 def test_figures_quick_draws_layers_interests_and_pooling(tmp_path, one_thread):
     out = tmp_path / "runs"
     result = CliRunner().invoke(_cli(), [
