@@ -1,7 +1,7 @@
 """Ranking agreement between users for finished runs, grouped by row (``<row>-seed<s>``).
 
 Prints a markdown table: per row, the mean and std over seeds of
-:func:`mgnm_pyg.personalization.ranking_agreement` (test split, best checkpoint) beside
+:func:`mgnm_pyg.insight.personalization.ranking_agreement` (test split, best checkpoint) beside
 the run's sampled test HIT@5 from ``test_metrics.json``.
 
     python benchmarks/ranking_agreement.py runs/reproduce/table2/* runs/reproduce/table3/*
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from mgnm_pyg.personalization import ranking_agreement
-from mgnm_pyg.training.runs import load_run
+from mgnm_pyg.insight.personalization import ranking_agreement
+from mgnm_pyg.training.saved_run import load_run
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def plot_scaling(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mgnm_pyg.visualize import save_figure
+    from mgnm_pyg.insight.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     series = sorted({(p["device"], p["conv"]) for p in points})

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from .options import user_errors
+from mgnm_pyg.cli.options import user_errors
 
 QUICK_DATASETS = ("synthetic:tiny",)
 DEFAULT_DATASETS = ("synthetic:musical-instruments",)
@@ -58,10 +57,10 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
     import torch
 
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.io import atomic_write_json, atomic_write_text
+    from mgnm_pyg.experiments.timing import BenchOptions, run_benchmark
+    from mgnm_pyg.files import atomic_write_json, atomic_write_text
+    from mgnm_pyg.training.build import resolve_device
     from mgnm_pyg.training.config import TrainConfig
-    from mgnm_pyg.training.runs import resolve_device
-    from mgnm_pyg.training.runtime import BenchOptions, run_benchmark
 
     specs = [s for arg in datasets for s in arg.split()] or list(
         QUICK_DATASETS if quick else DEFAULT_DATASETS)

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import click
-
-from .options import config_option, data_override_option, run_dir_argument, user_errors
+from mgnm_pyg.cli.options import config_option, data_override_option, run_dir_argument, user_errors
 
 
 @click.command("evaluate")
@@ -36,7 +35,9 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
 
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
     """
-    from mgnm_pyg.training.runs import evaluate_run, load_run, metric_names
+    from mgnm_pyg.inference.evaluate import evaluate_run
+    from mgnm_pyg.training.evaluation import metric_names
+    from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),

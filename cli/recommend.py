@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import click
-
-from .options import config_option, data_override_option, run_dir_argument, user_errors
+from mgnm_pyg.cli.options import config_option, data_override_option, run_dir_argument, user_errors
 
 
 @click.command("recommend")
@@ -30,8 +29,8 @@ def recommend(run_dir: Path, user: str, k: int, history: tuple[str, ...], data: 
 
     Items of the history are never recommended.
     """
-    from mgnm_pyg.training.recommend import recommend as top_k
-    from mgnm_pyg.training.runs import load_run
+    from mgnm_pyg.inference.recommend import recommend as top_k
+    from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
     rec = top_k(run, user, k=k, history=list(history) if history else None)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from mgnm_pyg.cli.options import config_options, explicit_options, user_errors
 
 from mgnm_pyg.training.config import build_config, load_toml
-
-from .options import config_options, explicit_options, user_errors
 
 
 @click.command("train")

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from .options import config_option, data_override_option, run_dir_argument, user_errors
+from mgnm_pyg.cli.options import config_option, data_override_option, run_dir_argument, user_errors
 
 
 def _output_options(func: Callable) -> Callable:
@@ -30,7 +29,7 @@ def _target(out: Path | None, fmt: str | None, default: Path) -> tuple[Path, str
 
 
 def _save(fig: Any, out: Path | None, fmt: str | None, dpi: int, default: Path) -> None:
-    from mgnm_pyg.visualize import panels, save_figure
+    from mgnm_pyg.insight.figures import panels, save_figure
 
     path, fmt = _target(out, fmt, default)
     save_figure(fig, path, fmt, dpi=dpi)
@@ -73,10 +72,10 @@ def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
     same items as a graph, and per level how the capsule routing assigns each item to
     the K interests.
     """
-    from mgnm_pyg.analysis import latest_history, level_features, routing
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.training.runs import load_run
-    from mgnm_pyg.visualize import user_figure
+    from mgnm_pyg.insight.arrays import latest_history, level_features, routing
+    from mgnm_pyg.insight.figures import user_figure
+    from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
     history = latest_history(run.dataset, user, run.config.max_len)
@@ -114,10 +113,10 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
     import numpy as np
     import torch
 
-    from mgnm_pyg.analysis import project_2d, require_mgnm, routing, routing_entropy
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.training.runs import load_run
-    from mgnm_pyg.visualize import interests_figure
+    from mgnm_pyg.insight.arrays import project_2d, require_mgnm, routing, routing_entropy
+    from mgnm_pyg.insight.figures import interests_figure
+    from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
     require_mgnm(run.model)
@@ -165,8 +164,8 @@ def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: boo
     Settings come from each run's config.json and the metric from its test_metrics.json;
     the pooling panel re-evaluates each run with max- and with sum-pooling of the levels.
     """
-    from mgnm_pyg.analysis import pooling_comparison, run_summary
-    from mgnm_pyg.visualize import compare_figure
+    from mgnm_pyg.insight.arrays import pooling_comparison, run_summary
+    from mgnm_pyg.insight.figures import compare_figure
 
     rows = [run_summary(run, metric, protocol) for run in run_dirs]
     pooled = None
@@ -195,8 +194,8 @@ def training(run_dirs: tuple[Path, ...], metric: str, out: Path | None, fmt: str
     finished epoch). Per-level losses come from the ``train_parts`` of MGNM runs.
     """
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.training.runs import read_epoch_log
-    from mgnm_pyg.visualize import training_figure
+    from mgnm_pyg.insight.figures import training_figure
+    from mgnm_pyg.training.saved_run import read_epoch_log
 
     logs = {}
     for run in run_dirs:

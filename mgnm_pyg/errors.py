@@ -47,3 +47,7 @@ class DataFormatError(MGNMError):
 
 class CheckpointError(MGNMError):
     """A checkpoint that is missing, truncated, foreign or incompatible."""
+
+
+class RecommendError(MGNMError):
+    """A user or history that cannot be scored (unknown ids)."""

@@ -14,7 +14,7 @@ from mgnm_pyg.cli import main
 
 from mgnm_pyg.data.sampler import LengthBucketSampler
 from mgnm_pyg.data.store import resolve_dataset
-from mgnm_pyg.training.runtime import (
+from mgnm_pyg.experiments.timing import (
     EVAL_NEGATIVES,
     eval_dataset,
     paper_dim,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mgnm_pyg.data.synthetic import synthetic_dataset
+from mgnm_pyg.insight.personalization import rank_correlation_matrix, ranking_agreement
 from mgnm_pyg.models import Popularity, build_model
-from mgnm_pyg.personalization import rank_correlation_matrix, ranking_agreement
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mgnm_pyg.reproduce import Plan
-from mgnm_pyg.reproduce_variants import TABLES
-from mgnm_pyg.stats import (
+from mgnm_pyg.experiments.reproduce import Plan
+from mgnm_pyg.experiments.stats import (
     mean_std,
     paired_t_test,
     regularized_incomplete_beta,
     student_t_two_sided_p,
 )
+from mgnm_pyg.experiments.variants import TABLES
 from mgnm_pyg.training.config import TrainConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
@@ -344,7 +344,7 @@ def test_training_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
     import os
 
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.io import process_lock
+    from mgnm_pyg.files import process_lock
 
     run = tmp_path / "run"
     with _held_by_a_live_process(run) as owner:
@@ -434,7 +434,7 @@ def test_larger_patience_or_epochs_continue_a_finished_run(tmp_path, one_thread,
 def test_figure_report_tests_each_point_against_the_reference_by_seed(tmp_path):
     """The figures' p-values: paired by seed against the reference point (L=3, K=4), and
     max- against sum-pooling over the runs of one training setting."""
-    from mgnm_pyg.reproduce_report import figure_report
+    from mgnm_pyg.experiments.report import figure_report
 
     plan = Plan(data="synthetic:tiny", seeds=[0, 1, 2], out_dir=tmp_path)
     ref = {0: 0.020, 1: 0.018, 2: 0.021}

@@ -98,7 +98,7 @@ def test_stop_epoch_replays_the_stopping_rule_on_a_runs_log(tmp_path):
     ``metrics.jsonl``: patience counts epochs since the last strictly better value."""
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.training.config import TrainConfig
-    from mgnm_pyg.training.runs import stop_epoch
+    from mgnm_pyg.training.stopping import stop_epoch
 
     values = [0.10, 0.12, 0.12, 0.11, 0.13, 0.10, 0.09, 0.08]  # best at epochs 2 and 5
     (tmp_path / "metrics.jsonl").write_text("".join(

@@ -63,8 +63,8 @@ def test_evaluate_reproduces_the_training_metrics(run_dir):
 
 
 def test_evaluate_reports_the_ranking_agreement_on_request(run_dir):
-    from mgnm_pyg.personalization import ranking_agreement
-    from mgnm_pyg.training.runs import load_run
+    from mgnm_pyg.insight.personalization import ranking_agreement
+    from mgnm_pyg.training.saved_run import load_run
 
     out = json.loads(ok(invoke("evaluate", run_dir, "--ranking-agreement", "12", "--json",
                                "--device", "cpu")))
@@ -77,7 +77,7 @@ def test_evaluate_reports_the_ranking_agreement_on_request(run_dir):
 
 def _reference_top(run_dir, user: str, k: int) -> list[str]:
     """Top-k by scoring every item directly with the model, history excluded."""
-    from mgnm_pyg.training.runs import load_run
+    from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, device="cpu")
     data = run.dataset
@@ -105,7 +105,7 @@ def test_recommend_matches_direct_scoring(run_dir):
 
 def test_recommend_in_item_chunks_matches_direct_scoring(run_dir, monkeypatch):
     """A catalogue scored over several chunks (history encoded once) gives the same top-k."""
-    import mgnm_pyg.training.recommend as rec
+    import mgnm_pyg.inference.recommend as rec
 
     monkeypatch.setattr(rec, "CANDIDATE_CHUNK", 7)
     r = json.loads(ok(invoke("recommend", run_dir, "--user", "u003", "--k", "5", "--json",
@@ -132,7 +132,8 @@ def test_recommend_unknown_ids_are_named(run_dir):
 
 def test_load_run_loads_each_dataset_once_through_the_cache(run_dir):
     from mgnm_pyg.errors import CheckpointError
-    from mgnm_pyg.training.runs import load_data, load_run
+    from mgnm_pyg.training.build import load_data
+    from mgnm_pyg.training.saved_run import load_run
 
     cache: dict = {}
     first = load_run(run_dir, device="cpu", datasets=cache)

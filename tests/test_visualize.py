@@ -1,4 +1,4 @@
-"""`mgnm-pyg visualize` and the arrays it draws (mgnm_pyg.analysis), on the `tiny` preset."""
+"""`mgnm-pyg visualize` and the arrays it draws (mgnm_pyg.insight.arrays), on the `tiny` preset."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 from cli_helpers import failed, invoke, ok
 
-from mgnm_pyg.analysis import (
+from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.insight.arrays import (
     latest_history,
     level_features,
     pooling_comparison,
@@ -19,7 +20,6 @@ from mgnm_pyg.analysis import (
     routing_entropy,
     strongest_edges,
 )
-from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.models import MGNM
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,9 +30,9 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "3", "--n-lay
 
 
 def captured_figures(monkeypatch, name: str) -> list:
-    """Wrap ``mgnm_pyg.visualize.<name>`` so each Figure it returns is also collected
+    """Wrap ``mgnm_pyg.insight.figures.<name>`` so each Figure it returns is also collected
     (to inspect the panels the command drew before it saved them)."""
-    from mgnm_pyg import visualize
+    from mgnm_pyg.insight import figures as visualize
 
     figures = []
     real = getattr(visualize, name)
@@ -63,7 +63,7 @@ def sum_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(run_dir):
-    from mgnm_pyg.training.runs import load_run
+    from mgnm_pyg.training.saved_run import load_run
 
     return load_run(run_dir, device="cpu")
 
@@ -180,7 +180,7 @@ def _png(path) -> None:
 
 
 def test_adjacency_command_writes_a_png(run_dir, monkeypatch):
-    from mgnm_pyg import visualize
+    from mgnm_pyg.insight import figures as visualize
 
     figures = captured_figures(monkeypatch, "user_figure")
     out = ok(invoke("visualize", "adjacency", run_dir, "--user", "u003", "--max-items", "5",
@@ -200,7 +200,7 @@ def test_adjacency_command_writes_a_png(run_dir, monkeypatch):
 
 
 def test_interests_command_writes_a_png(run_dir, sum_run, tmp_path, monkeypatch):
-    from mgnm_pyg import visualize
+    from mgnm_pyg.insight import figures as visualize
 
     figures = captured_figures(monkeypatch, "interests_figure")
     out = tmp_path / "i.png"
@@ -218,7 +218,7 @@ def test_interests_command_writes_a_png(run_dir, sum_run, tmp_path, monkeypatch)
 
 
 def test_compare_command_and_pooling(run_dir, sum_run, tmp_path, monkeypatch):
-    from mgnm_pyg import visualize
+    from mgnm_pyg.insight import figures as visualize
 
     figures = captured_figures(monkeypatch, "compare_figure")
     out = tmp_path / "c.png"
@@ -252,7 +252,7 @@ def test_bad_requests_give_clean_errors(run_dir, tmp_path, monkeypatch):
 
 def test_training_command_draws_each_levels_logged_loss(run_dir, sum_run, tmp_path,
                                                         monkeypatch):
-    from mgnm_pyg import visualize
+    from mgnm_pyg.insight import figures as visualize
 
     figures = captured_figures(monkeypatch, "training_figure")
     out = tmp_path / "t.svg"

@@ -128,3 +128,9 @@ class PreparedDataset:
         from mgnm_pyg.data.negatives import interaction_keys
 
         return interaction_keys(self.offsets, self.items, self.n_items)
+
+
+def find_user(dataset: Any, user: str) -> int | None:
+    """Internal id of raw user id ``user``, or None when the dataset does not know it."""
+    found = np.flatnonzero(np.asarray(dataset.user_ids).astype(str) == user)
+    return int(found[0]) if found.size else None

@@ -30,7 +30,7 @@ from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
 from mgnm_pyg.data.prepare import PREPARE_VERSION, prepare_interactions
 from mgnm_pyg.data.readers import file_sha256
 from mgnm_pyg.errors import DataFormatError, MGNMError
-from mgnm_pyg.io import atomic_directory, atomic_write_json
+from mgnm_pyg.files import atomic_directory, atomic_write_json
 
 FORMAT = "mgnm-pyg prepared dataset"
 FORMAT_VERSION = 2  # 2: candidates stored as Int32

@@ -1,1 +1,2 @@
-"""Training: run configuration, checkpoints, the training loop, runs, recommendation."""
+"""Training: run configuration, building a run, the training step and loop, stopping,
+evaluation, checkpoints and reading a saved run back."""

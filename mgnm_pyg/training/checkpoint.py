@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mgnm_pyg.errors import CheckpointError
-from mgnm_pyg.io import atomic_path
+from mgnm_pyg.files import atomic_path
 
 FORMAT = "mgnm-pyg-checkpoint"
 FORMAT_VERSION = 1

@@ -31,6 +31,7 @@ from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAccumulator
 from mgnm_pyg.training import distributed
+from mgnm_pyg.training.config import TrainConfig
 
 PROTOCOLS = ("sampled", "full")
 
@@ -273,3 +274,23 @@ def evaluate_split(
     if evaluator.best is not None:
         out.update(evaluator.best.compute())
     return out
+
+
+def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig, device,
+             progress: bool = False) -> dict[str, float]:
+    """One split under one protocol at ``config``'s batch size and ``max_len``, as floats."""
+    model.eval()  # left in eval mode afterwards (evaluate_split restores the mode it found)
+    out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
+                         batch_size=config.eval_batch_size, max_len=config.max_len,
+                         device=device, progress=progress)
+    return {str(k): float(v) for k, v in out.items()}
+
+
+def metric_names(metrics: dict[str, float]) -> list[str]:
+    """Metric names in display order: GAUC, then NDCG/HIT/MRR by K; counts (``n_*``) left out."""
+    def key(name: str) -> tuple[int, int, str]:
+        base, _, k = name.partition("@")
+        order = {"gauc": 0, "ndcg": 1, "hit": 2, "mrr": 3}.get(base, 4)
+        return (int(k) if k.isdigit() else 0, order, name)
+
+    return sorted((n for n in metrics if not n.startswith("n_")), key=key)

@@ -32,8 +32,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.io import atomic_write_json, atomic_write_jsonl
+from mgnm_pyg.files import atomic_write_json, atomic_write_jsonl
 from mgnm_pyg.training import acceleration, distributed
+from mgnm_pyg.training.build import build_model, load_data, resolve_device
 from mgnm_pyg.training.checkpoint import (
     check_dataset,
     checkpoint_path,
@@ -43,7 +44,9 @@ from mgnm_pyg.training.checkpoint import (
     save_checkpoint,
 )
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
-from mgnm_pyg.training.runs import build_model, evaluate, load_data, metric_names, resolve_device
+from mgnm_pyg.training.evaluation import evaluate, metric_names
+from mgnm_pyg.training.step import train_step
+from mgnm_pyg.training.stopping import improves, stops_after
 
 # Settings that may change when a run is resumed; the others define the run.
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full")
@@ -71,18 +74,6 @@ class TrainResult:
     best_epoch: int
     best_valid: dict[str, float]
     test_metrics: dict[str, dict[str, float]]
-
-
-def stops_after(config: TrainConfig, epochs_done: int, bad_epochs: int) -> bool:
-    """The stopping rule: ``config.epochs`` epochs done, or ``config.patience`` epochs
-    since the last better validation ``select_metric`` (``bad_epochs``)."""
-    return epochs_done >= config.epochs or bad_epochs >= config.patience
-
-
-def improves(value: float, best: float | None) -> bool:
-    """Whether a validation ``value`` is a new best: strictly above ``best`` (None: the
-    first epoch). A tie is a bad epoch for :func:`stops_after`."""
-    return best is None or value > best
 
 
 def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
@@ -178,7 +169,6 @@ class Trainer:
         records = data.records["train"]
         negatives = sample_training_negatives(
             data, records, cfg.negatives, np.random.default_rng([cfg.seed, epoch]))
-        candidates = np.concatenate([records.targets[:, None], negatives], axis=1)
         sampler = LengthBucketSampler(data.history_lengths(records, cfg.max_len),
                                       cfg.batch_size, shuffle=True, seed=cfg.seed)
         sampler.set_epoch(epoch)
@@ -196,22 +186,12 @@ class Trainer:
         try:
             for step, index in enumerate(sampler, start=1):
                 index, weight = distributed.batch_slice(index)  # this rank's records
-                batch = dense_batch(data, records, index, cfg.max_len, candidates=candidates)
-                users = acceleration.to_device(batch["users"], self.device)
-                histories = acceleration.to_device(batch["histories"], self.device)
-                items = acceleration.to_device(batch["candidates"], self.device)
-                labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
-                labels[:, 0] = 1.0
-                with acceleration.autocast(self.device, cfg.amp):
-                    loss, parts, rows = self.loss_module(users, histories, items, labels,
-                                                         cfg.loss, weight)
+                batch = dense_batch(data, records, index, cfg.max_len)
+                loss, parts, rows = train_step(self.loss_module, self.optimizer, batch,
+                                               negatives[index], cfg, self.device, weight)
                 for name, value in parts.items():
                     part_sums[name] = part_sums.get(name, 0.0) + value.double() * rows
                 part_rows += rows
-                if self.optimizer is not None:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
                 window.append((loss.detach(), rows * weight))
                 seen += len(index)
                 bar.update(1)

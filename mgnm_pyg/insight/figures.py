@@ -1,4 +1,4 @@
-"""Figures of what MGNM learned, drawn from the arrays of :mod:`mgnm_pyg.analysis`.
+"""Figures of what MGNM learned, drawn from the arrays of :mod:`mgnm_pyg.insight.arrays`.
 
 Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (no pyplot, so no
 global state and no display: figures render with the Agg canvas, headless);
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from mgnm_pyg.analysis import LevelFeatures, Routing, UserHistory, strongest_edges
-from mgnm_pyg.io import atomic_path
+from mgnm_pyg.files import atomic_path
+from mgnm_pyg.insight.arrays import LevelFeatures, Routing, UserHistory, strongest_edges
 
 __all__ = ["FORMATS", "compare_figure", "interests_figure", "panels", "save_figure",
            "training_figure", "user_figure"]
@@ -122,9 +122,9 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
     (``A`` and ``P`` are the corresponding blocks of the full matrices).
 
     Args:
-        history: the user's history (:func:`~mgnm_pyg.analysis.latest_history`).
-        features: :func:`~mgnm_pyg.analysis.level_features` of that history (batch of 1).
-        routing: :func:`~mgnm_pyg.analysis.routing` of it, or None (no strips).
+        history: the user's history (:func:`~mgnm_pyg.insight.arrays.latest_history`).
+        features: :func:`~mgnm_pyg.insight.arrays.level_features` of that history (batch of 1).
+        routing: :func:`~mgnm_pyg.insight.arrays.routing` of it, or None (no strips).
         max_items: most recent items drawn.
         per_node: edges kept per node in the graph drawing.
         threshold: draw every edge with ``A_ij >= threshold`` instead.
@@ -182,7 +182,7 @@ def interests_figure(points: np.ndarray, entropies: Sequence[np.ndarray] | None,
     Args:
         points: ``[B, L+1, K, 2]`` projected interest vectors of ``B`` users.
         entropies: per level, the routing entropy of each valid item
-            (:func:`~mgnm_pyg.analysis.routing_entropy`); None leaves that panel out.
+            (:func:`~mgnm_pyg.insight.arrays.routing_entropy`); None leaves that panel out.
         method: the projection's name (for the axis labels).
     """
     import matplotlib as mpl
@@ -249,8 +249,8 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, Any]] | None,
     epochs); every run is also drawn as a dot.
 
     Args:
-        rows: :func:`~mgnm_pyg.analysis.run_summary` of each run.
-        pooling: run -> :func:`~mgnm_pyg.analysis.pooling_comparison`, or None (no panel).
+        rows: :func:`~mgnm_pyg.insight.arrays.run_summary` of each run.
+        pooling: run -> :func:`~mgnm_pyg.insight.arrays.pooling_comparison`, or None (no panel).
         metric, protocol: for the labels.
     """
     fig = _figure(15 if pooling else 10, 4.8)
@@ -305,7 +305,7 @@ def training_figure(logs: dict[str, list[dict]], metric: str = "ndcg@5") -> Any:
     scoring; runs without per-level parts draw their total training loss instead.
 
     Args:
-        logs: run name -> its :func:`~mgnm_pyg.training.runs.read_epoch_log` rows.
+        logs: run name -> its :func:`~mgnm_pyg.training.saved_run.read_epoch_log` rows.
         metric: a validation metric of the rows (gauc, ndcg@5, hit@5, mrr@5).
     """
     fig = _figure(11, 4.6)

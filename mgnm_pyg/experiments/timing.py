@@ -6,8 +6,9 @@ data alone (``ceil(train records / batch size)``), so a benchmark times a fixed 
 of iterations on batches drawn from the log instead of training a whole epoch.
 
 One training iteration is what :class:`~mgnm_pyg.training.trainer.Trainer` does per
-batch: forward, backward and an Adam step on ``batch_size`` positives, each with
-``negatives`` fresh training negatives. The trainer's batches are length-bucketed, so
+batch, :func:`~mgnm_pyg.training.step.train_step` (the device copy, forward, backward and
+an Adam step) on ``batch_size`` positives, each with ``negatives`` fresh training
+negatives. The trainer's batches are length-bucketed, so
 their cost varies a lot with their length; the timed batches are therefore a
 stratified sample of epoch 1's batches sorted by width (:func:`timed_batches`), so that
 their lengths follow the epoch's. The seconds-per-iteration column is their median (as asked
@@ -32,8 +33,8 @@ import numpy as np
 import torch
 
 from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.experiments.measure import device_name, peak_rss_mb, reset_peak_rss, sync
 from mgnm_pyg.training.config import TrainConfig
-from mgnm_pyg.training.machine import device_name, peak_rss_mb, reset_peak_rss, sync
 
 # Table 4 of the paper (TensorFlow 1.14, one GPU): s/iter, iterations/epoch, min/epoch.
 PAPER_TABLE4: dict[str, tuple[float, int, float]] = {
@@ -111,20 +112,22 @@ def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
     from mgnm_pyg.data.collate import dense_batch
     from mgnm_pyg.data.negatives import sample_training_negatives
     from mgnm_pyg.data.sampler import LengthBucketSampler
-    from mgnm_pyg.models import MGNM
-    from mgnm_pyg.training.acceleration import autocast, compile_encode, to_device
+    from mgnm_pyg.training.acceleration import compile_encode
+    from mgnm_pyg.training.build import build_model
+    from mgnm_pyg.training.distributed import DistributedLoss
+    from mgnm_pyg.training.step import train_step
 
-    cfg = opts.config.replace(conv=conv, dim=dim)
+    cfg = opts.config.replace(conv=conv, dim=dim, seed=opts.seed)
     records = dataset.records["train"]
     sampler = LengthBucketSampler(dataset.history_lengths(records, cfg.max_len),
                                   cfg.batch_size, shuffle=True, seed=opts.seed)
     sampler.set_epoch(1)
     batches = timed_batches(sampler, opts.iters, opts.warmup, opts.seed)
-    torch.manual_seed(opts.seed)
-    model = MGNM(dataset.n_users, dataset.n_items, **cfg.model_kwargs()).to(device)
+    model = build_model(cfg, dataset).to(device)
     if cfg.compile:  # compiled during the warm-up, which cycles through the timed shapes
         compile_encode(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loss_fn = DistributedLoss(model)
     rng = np.random.default_rng([opts.seed, 1])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -132,21 +135,13 @@ def time_training(dataset, conv: str, dim: int, opts: BenchOptions,
     times, mean_lengths, widths = [], [], []
     model.train()
     for step, index in enumerate(batches):
-        # data preparation sits outside the timed region, as a DataLoader worker would do it
+        # sampling and collation sit outside the timed region, as a DataLoader worker would
+        # do them; the step is timed as the trainer runs it, its device copy included
         negatives = sample_training_negatives(dataset, records.subset(index), cfg.negatives, rng)
         batch = dense_batch(dataset, records, index, cfg.max_len)
-        items = torch.cat([batch["targets"][:, None], torch.from_numpy(negatives)], 1)
-        users, histories = to_device(batch["users"], device), to_device(batch["histories"], device)
-        items = to_device(items, device)
-        labels = torch.zeros(items.shape, device=device)
-        labels[:, 0] = 1.0
         sync(device)
         start = time.perf_counter()
-        with autocast(device, cfg.amp):
-            loss, _ = model.loss(users, histories, items, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(loss_fn, optimizer, batch, negatives, cfg, device)
         sync(device)
         if step >= opts.warmup:
             times.append(time.perf_counter() - start)

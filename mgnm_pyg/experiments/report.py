@@ -1,8 +1,9 @@
-"""Markdown and JSON reports of :mod:`mgnm_pyg.reproduce`: ours beside the paper's numbers.
+"""Markdown and JSON reports of :mod:`mgnm_pyg.experiments.reproduce`: ours beside the
+paper's numbers.
 
 Our cells are the mean ± sample standard deviation (``ddof=1``) over seeds; the paper
 reports "mean and std over 5 runs" without saying which std. Each row is compared with
-MGNM by a two-sided paired t-test over seeds (:func:`mgnm_pyg.stats.paired_t_test`).
+MGNM by a two-sided paired t-test over seeds (:func:`mgnm_pyg.experiments.stats.paired_t_test`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mgnm_pyg.stats import mean_std, paired_t_test
+from mgnm_pyg.experiments.stats import mean_std, paired_t_test
 
 METRIC_LABELS = {"gauc": "GAUC", "ndcg@5": "NDCG@5", "hit@5": "HIT@5", "mrr@5": "MRR@5"}
 PROTOCOLS = {
@@ -124,7 +125,7 @@ def _stopping(plan: Any) -> str:
 def table_markdown(table: str, plan: Any, results: dict[str, Any], summary: dict[str, Any],
                    seconds: float, counts: dict[str, int]) -> str:
     """Ours (mean ± std) beside the paper, then the p-values, per protocol."""
-    from mgnm_pyg.reproduce_variants import TABLES
+    from mgnm_pyg.experiments.variants import TABLES
 
     dataset = paper_dataset(plan.data)
     paper = PAPER[table].get(dataset, {})

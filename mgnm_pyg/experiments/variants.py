@@ -1,8 +1,8 @@
 """What the paper's Tables 2 and 3 and Figures 3, 4 and 7 train: their rows as variants.
 
 Each :class:`Variant` is a set of settings changed from the defaults
-(:class:`~mgnm_pyg.training.config.TrainConfig`); :mod:`mgnm_pyg.reproduce` trains and
-reuses the runs, :mod:`mgnm_pyg.reproduce_report` reports them.
+(:class:`~mgnm_pyg.training.config.TrainConfig`); :mod:`mgnm_pyg.experiments.reproduce` trains and
+reuses the runs, :mod:`mgnm_pyg.experiments.report` reports them.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Sequential Recommendation", SIGIR 2022. Every (table, variant, seed) is one
 :class:`~mgnm_pyg.training.trainer.Trainer` run in ``OUT/<table>/<variant>-seed<s>``; a
 finished run (``test_metrics.json``) is reused, an interrupted one resumed from
 ``checkpoints/last.pt``. The markdown and the p-values are made by
-:mod:`mgnm_pyg.reproduce_report`; the rows themselves are defined in
-:mod:`mgnm_pyg.reproduce_variants`.
+:mod:`mgnm_pyg.experiments.report`; the rows themselves are defined in
+:mod:`mgnm_pyg.experiments.variants`.
 
 The reference MGNM (SPEC defaults, L=3, K=4, max-pooling) is trained once, in
 ``table2/mgnm-seed<s>``: Table 3's full model and the figures' L=3 / K=4 points reuse it,
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.io import LockHeld, process_lock
-from mgnm_pyg.reproduce_variants import (
+from mgnm_pyg.experiments.variants import (
     FIGURE_INTERESTS,
     FIGURE_LAYERS,
     QUICK_EPOCHS,
@@ -35,6 +34,7 @@ from mgnm_pyg.reproduce_variants import (
     pick_rows,
     select_rows,
 )
+from mgnm_pyg.files import LockHeld, process_lock
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 
 Echo = Callable[[str], None]
@@ -110,7 +110,7 @@ class RunCache:
         self.unfinished: dict[str, str] = {}
 
     def _dataset(self, config: TrainConfig) -> Any:
-        from mgnm_pyg.training.runs import load_data
+        from mgnm_pyg.training.build import load_data
 
         loaded = len(self.datasets)
         dataset = load_data(config, self.datasets)
@@ -126,7 +126,7 @@ class RunCache:
         """The run's ``test_metrics.json``, training or resuming the run first if needed;
         None when another process is training it (the run is skipped, not waited for, so
         several identical commands share a table's runs)."""
-        from mgnm_pyg.training.runs import stop_epoch
+        from mgnm_pyg.training.stopping import stop_epoch
 
         if run_dir in self.seen:
             return self.seen[run_dir]
@@ -195,7 +195,7 @@ class RunCache:
 
 def epoch_log(run_dir: Path) -> tuple[int, float]:
     """(epochs run, their seconds of training and validation) from ``metrics.jsonl``."""
-    from mgnm_pyg.training.runs import read_epoch_log
+    from mgnm_pyg.training.saved_run import read_epoch_log
 
     rows = read_epoch_log(run_dir)
     return len(rows), float(sum(r.get("timing", {}).get("seconds", 0.0) for r in rows))
@@ -231,8 +231,8 @@ def run_variants(table: str, variants: list[Variant], plan: Plan, cache: RunCach
 def reproduce_table(table: str, plan: Plan, echo: Echo = print,
                     rows: list[str] | None = None) -> dict[str, Any]:
     """Train (or reuse) the runs of Table 2 or 3 (only ``rows``, when given); the report of
-    :func:`~mgnm_pyg.reproduce_report.table_report`."""
-    from mgnm_pyg.reproduce_report import table_report
+    :func:`~mgnm_pyg.experiments.report.table_report`."""
+    from mgnm_pyg.experiments.report import table_report
 
     variants = select_rows(table, rows)
     start = time.perf_counter()
@@ -250,17 +250,17 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
                       interests: tuple[int, ...] = FIGURE_INTERESTS,
                       echo: Echo = print, rows: list[str] | None = None
                       ) -> tuple[Any, dict[str, Any]]:
-    """Figures 3, 4 and 7 in one picture of :func:`~mgnm_pyg.visualize.compare_figure`.
+    """Figures 3, 4 and 7 in one picture of :func:`~mgnm_pyg.insight.figures.compare_figure`.
 
     Figure 7 re-evaluates each max-pooled and each sum-pooled run with the other pooling
-    (:func:`~mgnm_pyg.analysis.pooling_comparison`), so both trainings are compared
+    (:func:`~mgnm_pyg.insight.arrays.pooling_comparison`), so both trainings are compared
     under both poolings. ``rows`` (names such as ``mgnm``, ``L0``, ``K8``,
     ``wo-maxpool``) keeps only those settings, to share the runs between processes.
     Returns (figure, report).
     """
-    from mgnm_pyg.analysis import pooling_comparison, run_summary
-    from mgnm_pyg.reproduce_report import figure_report
-    from mgnm_pyg.visualize import compare_figure
+    from mgnm_pyg.experiments.report import figure_report
+    from mgnm_pyg.insight.arrays import pooling_comparison, run_summary
+    from mgnm_pyg.insight.figures import compare_figure
 
     start = time.perf_counter()
     cache = RunCache(plan, echo)

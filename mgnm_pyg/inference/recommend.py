@@ -15,19 +15,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
-from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.training.runs import LoadedRun
+from mgnm_pyg.data.dataset import find_user
+from mgnm_pyg.errors import RecommendError
+from mgnm_pyg.training.saved_run import LoadedRun
 
 CANDIDATE_CHUNK = 65536  # items scored per forward pass, to bound memory on big catalogues
-
-
-class RecommendError(MGNMError):
-    """A user or history that cannot be scored (unknown ids)."""
 
 
 @dataclass
@@ -44,12 +40,6 @@ class Recommendation:
         return {"user": self.user, "known_user": self.known_user, "history": self.history,
                 "recommendations": [{"item": i, "score": s}
                                     for i, s in zip(self.items, self.scores, strict=True)]}
-
-
-def find_user(dataset: Any, user: str) -> int | None:
-    """Internal id of raw user id ``user``, or None when the dataset does not know it."""
-    found = np.flatnonzero(np.asarray(dataset.user_ids).astype(str) == user)
-    return int(found[0]) if found.size else None
 
 
 def _user_embedding(model: torch.nn.Module, n_users: int) -> torch.nn.Embedding | None:
@@ -82,7 +72,7 @@ def recommend(run: LoadedRun, user: str, k: int = 10,
     """Top-``k`` raw item ids for raw user id ``user``.
 
     Args:
-        run: a loaded run (:func:`mgnm_pyg.training.runs.load_run`).
+        run: a loaded run (:func:`mgnm_pyg.training.saved_run.load_run`).
         user: the raw user id.
         k: number of items returned (fewer if the catalogue is smaller).
         history: raw item ids, oldest first. ``None`` uses the user's known sequence

@@ -1,10 +1,10 @@
 r"""What a trained MGNM learned, as plain arrays (for ``mgnm-pyg visualize`` and notebooks).
 
 Every function here returns NumPy arrays or small dataclasses and draws nothing; the
-pictures are drawn from them by :mod:`mgnm_pyg.visualize`.
+pictures are drawn from them by :mod:`mgnm_pyg.insight.figures`.
 
 * :func:`latest_history`: a raw user id -> the user's latest history (the last
-  ``max_len`` items, as :func:`~mgnm_pyg.training.recommend.recommend` uses it).
+  ``max_len`` items, as :func:`~mgnm_pyg.inference.recommend.recommend` uses it).
 * :func:`level_features`: the adjacency ``A`` (Eq. 1), the propagation matrix
   ``P = I + D^{-1/2} A D^{-1/2}`` (Eq. 3) and the level features ``H^{(0..L)}``, computed
   as :meth:`MGNM.encode <mgnm_pyg.models.MGNM.encode>` computes them.
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.data.dataset import find_user
+from mgnm_pyg.errors import MGNMError, RecommendError
 from mgnm_pyg.nn.adjacency import normalize_adjacency, user_aware_adjacency
-from mgnm_pyg.training.recommend import RecommendError, find_user
 
 __all__ = [
     "LevelFeatures",
@@ -273,9 +273,10 @@ def pooling_comparison(run_dir: str | Path, metric: str = "ndcg@5", protocol: st
 
     The run's best checkpoint is evaluated twice, once with each ``level_pooling``
     (Eq. 15 or the "w/o MaxPool" sum); the weights are the same. ``datasets`` is
-    :func:`~mgnm_pyg.training.runs.load_data`'s cache, for comparing many runs.
+    :func:`~mgnm_pyg.training.build.load_data`'s cache, for comparing many runs.
     """
-    from mgnm_pyg.training.runs import evaluate, load_run
+    from mgnm_pyg.training.evaluation import evaluate
+    from mgnm_pyg.training.saved_run import load_run
 
     _, _, k = metric.partition("@")
     ks = (int(k),) if k.isdigit() else (5,)

@@ -1,0 +1,1 @@
+"""Using a trained run: top-K recommendations for a user, and evaluating its checkpoint."""
