@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from mgnm_pyg.cli.options import user_errors
+from mgnm_pyg.cli.options import config_option, user_errors
 
 QUICK_DATASETS = ("synthetic:tiny",)
 DEFAULT_DATASETS = ("synthetic:musical-instruments",)
@@ -18,10 +18,9 @@ DEFAULT_DATASETS = ("synthetic:musical-instruments",)
                    "toys, a PATH, or synthetic:PRESET (musical-instruments, toys, "
                    "micro-video are Table 1's scales). Default: synthetic:musical-instruments "
                    "(synthetic:tiny with --quick).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@click.option("--conv", "convs", multiple=True, type=click.Choice(["dense", "mp"]),
-              help="Graph convolution paths to time (repeatable). Default: dense and mp.")
+@config_option("device")
+@config_option("conv", multiple=True, default=(), show_default=False,
+               help="Graph convolution paths to time (repeatable). Default: dense and mp.")
 @click.option("--iters", type=int, default=None, help="Timed iterations [default: 20; 3 quick].")
 @click.option("--warmup", type=int, default=None,
               help="Untimed warm-up iterations, cycling through the batches to be timed so "
@@ -32,19 +31,19 @@ DEFAULT_DATASETS = ("synthetic:musical-instruments",)
                    "to the split [default: all; 60 quick].")
 @click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
               help="Also time sampled (1000 negatives) and full-ranking evaluation.")
-@click.option("--amp", is_flag=True,
-              help="bf16 autocast of the timed forward passes (for GPUs), as train --amp.")
+@config_option("amp", negatable=False,
+               help="bf16 autocast of the timed forward passes (for GPUs), as train --amp.")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the encoder, as train --compile; compilation falls in the "
                    "warm-up (give --warmup >= --iters).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@config_option("seed", help="Seed of the model initialisation, negatives and timed batches.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE.json", help="Write the report as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE.md", help="Write the markdown tables.")
 @click.option("--quick", is_flag=True, help="Tiny sizes, for tests and a smoke check.")
 @user_errors
-def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters: int | None,
+def bench(datasets: tuple[str, ...], device: str, conv: tuple[str, ...], iters: int | None,
           warmup: int | None, threads: int | None, eval_records: int | None, do_eval: bool,
           amp: bool, compile_: bool, seed: int, out: Path | None, markdown: Path | None,
           quick: bool) -> None:
@@ -72,7 +71,7 @@ def bench(datasets: tuple[str, ...], device: str, convs: tuple[str, ...], iters:
         raise MGNMError(f"--eval-records must be >= 1, got {eval_records}")
     n_iters = iters if iters is not None else (3 if quick else 20)
     opts = BenchOptions(
-        convs=convs or ("dense", "mp"),
+        convs=conv or BenchOptions.convs,
         iters=n_iters,
         warmup=warmup if warmup is not None else n_iters,
         eval=do_eval,

@@ -16,7 +16,9 @@ import click
 from click.core import ParameterSource
 
 from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.training.config import FIELDS, field_type
+
+# mgnm_pyg.training.config is imported where it is used: its choices come from the model
+# registries, which import torch, and prepare/datasets need neither.
 
 _CLICK_TYPES = {int: int, float: float, str: str}
 
@@ -25,12 +27,18 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def config_option(name: str, **overrides: Any) -> Callable:
-    """The click option of setting ``name`` (``--use-graph/--no-use-graph`` for booleans)."""
+def config_option(name: str, negatable: bool = True, **overrides: Any) -> Callable:
+    """The click option of setting ``name`` (``--use-graph/--no-use-graph`` for booleans;
+    a plain ``--amp`` flag with ``negatable=False``)."""
+    from mgnm_pyg.training.config import FIELDS, field_type
+
     f = FIELDS[name]
     meta, kind = f.metadata, field_type(name)
     kwargs: dict[str, Any] = {"default": f.default, "show_default": True, "help": meta["help"]}
-    if kind is bool:
+    if kind is bool and not negatable:
+        decls = [_flag(name), name]
+        kwargs.update(is_flag=True, show_default=False)
+    elif kind is bool:
         decls = [f"{_flag(name)}/--no-{name.replace('_', '-')}", name]
     else:
         decls = [_flag(name), name]
@@ -43,13 +51,19 @@ def config_option(name: str, **overrides: Any) -> Callable:
 
 def config_options(func: Callable) -> Callable:
     """Every setting of :class:`TrainConfig` as an option, in declaration order."""
+    from mgnm_pyg.training.config import FIELDS
+
     for name in reversed(list(FIELDS)):
         func = config_option(name)(func)
     return func
 
 
-def explicit_options(ctx: click.Context, names: Any = FIELDS) -> dict[str, Any]:
-    """The options among ``names`` given on the command line (or by environment)."""
+def explicit_options(ctx: click.Context, names: Any = None) -> dict[str, Any]:
+    """The options among ``names`` (default: every setting) given on the command line (or
+    by environment)."""
+    from mgnm_pyg.training.config import FIELDS
+
+    names = FIELDS if names is None else names
     given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     return {n: ctx.params[n] for n in names
             if n in ctx.params and ctx.get_parameter_source(n) in given}

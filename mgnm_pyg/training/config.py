@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.models import MODELS
+from mgnm_pyg.nn.capsule import BILSTM_MODES, INTEREST_ACTIVATIONS
+from mgnm_pyg.nn.extractors import EXTRACTORS
+from mgnm_pyg.training.losses import LOSSES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,7 +60,7 @@ class TrainConfig:
                       "dropout; gru4rec dim; comirec-dr dim, n_interests, routing_iters, "
                       "interest_activation.",
                       "models",
-                      choices=("mgnm", "pop", "gru4rec", "sasrec", "comirec-dr"))
+                      choices=tuple(MODELS))
     n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
     n_heads: int = _opt(1, "Attention heads (sasrec).", "models", minimum=1)
     dropout: float = _opt(0.5, "Dropout rate (sasrec).", "models", minimum=0.0)
@@ -78,20 +82,20 @@ class TrainConfig:
     level_pooling: str = _opt("max", "Pooling of level scores at inference (sum = w/o "
                               "MaxPool).", "model", choices=("max", "sum"))
     extractor: str = _opt("capsule", "Interest extractor (Table 3 ablations).", "model",
-                          choices=("capsule", "bilstm", "sum", "self_attention", "transformer"))
+                          choices=tuple(EXTRACTORS))
     share_layer_weight: bool = _opt(True, "One graph weight W shared by all layers.", "model")
     share_capsule_weights: bool = _opt(True, "Capsule weights shared across levels.", "model")
     interest_activation: str = _opt("relu", "Activation of the interests q_k = act(o_k W'_k): "
                                     "relu (Eq. 11) or none (the authors' code).", "model",
-                                    choices=("relu", "none"))
+                                    choices=INTEREST_ACTIVATIONS)
     bilstm_mode: str = _opt("interests", "Where the BiLSTM of Eq. 10 acts: interests (its "
                             "output also feeds the final capsules; SPEC) or routing (routing "
                             "logits only; the authors' code).", "model",
-                            choices=("interests", "routing"))
+                            choices=BILSTM_MODES)
     # optimisation
     loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), or the "
                      "softmax cross-entropy over all items (per level for MGNM).", "optim",
-                     choices=("bce", "softmax"))
+                     choices=LOSSES)
     lr: float = _opt(1e-3, "Adam learning rate.", "optim", minimum=0.0)
     batch_size: int = _opt(256, "Positives per training batch.", "optim", minimum=1)
     negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
