@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from mgnm_pyg.data.synthetic import synthetic_dataset
 from mgnm_pyg.models import MGNM, MODELS, ComiRecDR, Popularity, build_model
+from mgnm_pyg.models.loss import full_softmax_loss, training_loss
 from mgnm_pyg.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from mgnm_pyg.training.config import TrainConfig
-from mgnm_pyg.training.losses import full_softmax_loss, training_loss
 from mgnm_pyg.training.recommend import recommend
 from mgnm_pyg.training.runs import evaluate_run, load_run
 from mgnm_pyg.training.trainer import Trainer

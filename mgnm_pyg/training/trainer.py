@@ -115,6 +115,15 @@ class Trainer:
         # A model without trainable parameters (popularity) takes no optimiser steps.
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
+        self.negative_probs, self.log_q = None, None  # --loss sampled-softmax only
+        if config.loss == "sampled-softmax":
+            from mgnm_pyg.data.negatives import shared_negative_distribution
+
+            self.negative_probs = shared_negative_distribution(
+                self.dataset, self.dataset.records["train"], config.negative_sampling)
+            if config.logq_correction:
+                self.log_q = torch.from_numpy(np.log(self.negative_probs)).float().to(
+                    self.device)
         self.loss_module = distributed.wrap_model(self.model, self.device)
         self.epoch = 0  # completed epochs
         self.epoch_parts: dict[str, float] = {}  # per-row loss parts of the last epoch
@@ -171,8 +180,10 @@ class Trainer:
         each part of the loss (its terms, and MGNM's per-level BCE) is left in
         :attr:`epoch_parts` (``train_parts`` in ``metrics.jsonl``)."""
         from mgnm_pyg.data.collate import dense_batch
-        from mgnm_pyg.data.negatives import sample_training_negatives
+        from mgnm_pyg.data.negatives import sample_shared_negatives, sample_training_negatives
         from mgnm_pyg.data.sampler import LengthBucketSampler
+        from mgnm_pyg.models.loss import SharedNegatives
+        from mgnm_pyg.training.schedule import lr_factor
 
         cfg, data = self.config, self.dataset
         records = data.records["train"]
@@ -182,6 +193,11 @@ class Trainer:
         sampler = LengthBucketSampler(data.history_lengths(records, cfg.max_len),
                                       cfg.batch_size, shuffle=True, seed=cfg.seed)
         sampler.set_epoch(epoch)
+        shared = None
+        if self.negative_probs is not None:
+            shared = sample_shared_negatives(self.negative_probs, len(sampler),
+                                             cfg.shared_negatives,
+                                             np.random.default_rng([cfg.seed, epoch, 2]))
         # Reseed torch per epoch so any randomness inside the model replays on resume.
         torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
 
@@ -202,13 +218,20 @@ class Trainer:
                 items = acceleration.to_device(batch["candidates"], self.device)
                 labels = torch.zeros(items.shape, dtype=torch.float32, device=self.device)
                 labels[:, 0] = 1.0
+                negatives = None if shared is None else SharedNegatives(
+                    acceleration.to_device(torch.from_numpy(shared[step - 1]), self.device),
+                    self.log_q)
                 with acceleration.autocast(self.device, cfg.amp):
                     loss, parts, rows = self.loss_module(users, histories, items, labels,
-                                                         cfg.loss, weight)
+                                                         cfg.loss, weight, negatives)
                 for name, value in parts.items():
                     part_sums[name] = part_sums.get(name, 0.0) + value.double() * rows
                 part_rows += rows
                 if self.optimizer is not None:
+                    factor = lr_factor((epoch - 1) * len(sampler) + step, len(sampler),
+                                       cfg.epochs, cfg.lr_schedule, cfg.lr_warmup_epochs)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = cfg.lr * factor
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
