@@ -62,7 +62,7 @@ def tune(ctx: click.Context, space: Path | None, out_dir: Path, storage: str | N
         raise click.UsageError("give the search-space file SPACE.toml (or --report-only)")
     parsed = load_space(space) if space is not None else None
     optuna = import_optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets its own line
     settings = StudySettings(out_dir=out_dir, study_name=study_name, storage=storage,
                              n_trials=n_trials, timeout=timeout, seed=seed, pruner=pruner,
                              startup_trials=startup_trials, warmup_epochs=warmup_epochs)
@@ -75,7 +75,7 @@ def tune(ctx: click.Context, space: Path | None, out_dir: Path, storage: str | N
             click.echo(f"Stopped: {exc}. Run the same command again to resume the study.",
                        err=True)
             ctx.exit(130)
-    report, path = write_report(study, settings.study_dir, seed=seed)
+    report, path = write_report(study, out_dir, seed=seed)
     best = report["best"]
     if best is None:
         click.echo("no trial has completed yet")

@@ -14,7 +14,11 @@ from optuna.trial import TrialState  # noqa: E402
 from mgnm_pyg.experiments.tune import StudySettings, open_study, run_study  # noqa: E402
 from mgnm_pyg.experiments.tune_report import write_report  # noqa: E402
 from mgnm_pyg.experiments.tune_space import load_space  # noqa: E402
-from mgnm_pyg.training.trainer import Trainer, TrainingInterrupted  # noqa: E402
+from mgnm_pyg.training.trainer import (  # noqa: E402
+    Trainer,
+    TrainingError,
+    TrainingInterrupted,
+)
 
 SPACE = """
 data = "synthetic:tiny"
@@ -71,7 +75,7 @@ def test_a_study_runs_its_trials_on_validation_only(full_study):
     assert all(t.state == TrialState.COMPLETE for t in done)
     for t in done:
         run = full_study / "mgnm" / f"trial-{t.number:04d}"
-        assert t.user_attrs["run_dir"] == str(run)
+        assert t.user_attrs["run_dir"] == f"mgnm/trial-{t.number:04d}"  # under the out-dir
         config = json.loads((run / "config.json").read_text())
         assert config["lr"] == t.params["lr"] and config["n_interests"] == t.params["n_interests"]
         assert config["epochs"] == 2 and config["data"] == "synthetic:tiny"
@@ -84,9 +88,10 @@ def test_a_study_runs_its_trials_on_validation_only(full_study):
 
 def test_the_report_names_the_best_trial_and_importances(full_study):
     study = open_study(settings(full_study))
-    report, path = write_report(study, full_study / "mgnm")
+    report, path = write_report(study, full_study)
     best = max(trials(full_study), key=lambda t: t.value)
     assert report["best"]["number"] == best.number and report["best"]["value"] == best.value
+    assert report["best"]["run_dir"] == str(full_study / "mgnm" / f"trial-{best.number:04d}")
     assert set(report["importance"]) == {"lr", "n_interests"}
     assert sum(report["importance"].values()) == pytest.approx(1.0)
     assert json.loads((full_study / "mgnm" / "report.json").read_text()) == json.loads(
@@ -136,7 +141,7 @@ def test_an_interrupted_trial_continues_its_run_folder(full_study, space_file, t
     done = trials(out)
     assert len(done) == 3 and done[2].state == TrialState.COMPLETE
     assert done[2].user_attrs["resumes_trial"] == 1
-    assert done[2].user_attrs["run_dir"] == str(out / "mgnm" / "trial-0001")
+    assert done[2].user_attrs["run_dir"] == "mgnm/trial-0001"
     assert not (out / "mgnm" / "trial-0002").exists()
     # epoch 1 came from the checkpoint, epoch 2 was trained: the same as without a break
     reference = trials(full_study)[1]
@@ -154,7 +159,7 @@ def test_a_trial_left_running_by_a_killed_process_is_run_again(space_file, tmp_p
     done = trials(out)
     assert [t.state for t in done] == [TrialState.FAIL, TrialState.COMPLETE]
     assert done[0].user_attrs["interrupted"] and done[1].user_attrs["resumes_trial"] == 0
-    report, _ = write_report(open_study(settings(out)), out / "mgnm")
+    report, _ = write_report(open_study(settings(out)), out)
     assert report["importance"] is None and "at least 2 completed" in report["importance_note"]
 
 
@@ -172,6 +177,28 @@ def test_poor_trials_are_pruned_after_an_epoch(space_file, tmp_path):
     for t in done:
         rows = (out / "mgnm" / f"trial-{t.number:04d}" / "metrics.jsonl").read_text()
         assert len(rows.splitlines()) == 1 and list(t.intermediate_values) == [1]
+
+
+def test_a_failed_trial_counts_and_the_study_goes_on(space_file, tmp_path, monkeypatch):
+    original = Trainer.train_epoch
+
+    def nan_in_trial_0(self, epoch):
+        if self.run_dir.name == "trial-0000":
+            raise TrainingError("the training loss is nan at epoch 1")
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", nan_in_trial_0)
+    out = tmp_path / "out"
+    text = ok(invoke("tune", space_file, "--out-dir", out, "--n-trials", 2, "--timeout", 600))
+    assert "trial 0: fail" in text and "loss is nan" in text and "Traceback" not in text
+    assert [t.state for t in trials(out)] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_no_trial_starts_after_the_timeout(space_file, tmp_path):
+    out = tmp_path / "out"
+    text = ok(invoke("tune", space_file, "--out-dir", out, "--n-trials", 5,
+                     "--timeout", 0.001))
+    assert len(trials(out)) == 1 and "best trial 0" in text
 
 
 def test_resuming_with_another_space_or_a_missing_study_is_refused(space_file, tmp_path):

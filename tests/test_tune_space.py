@@ -107,6 +107,8 @@ BAD = {
     "fixed value of the wrong type": ('epochs = "ten"\n[search]\n'
                                       'lr = {type = "float", low = 0.1, high = 0.2}',
                                       ["key 'epochs' expects int", "'ten'"]),
+    "searched objective": (SEARCH + 'select_metric = {type = "categorical", choices = '
+                           '["gauc", "hit@5"]}', ["[search] select_metric", "cannot be searched"]),
     "no search table": ("epochs = 2\n", ["no [search] table"]),
     "empty search table": (SEARCH, ["no [search] table"]),
     "another table": (SEARCH + 'lr = {type = "float", low = 0.1, high = 0.2}\n[tune]\nx = 1',

@@ -2,7 +2,8 @@
 
 Each trial trains one config of the space (:mod:`.tune_space`) with the ordinary
 :class:`~mgnm_pyg.training.trainer.Trainer` in its own run folder
-``<out_dir>/<study>/trial-NNNN``, reports every epoch's validation ``select_metric`` to
+``<out_dir>/<study>/trial-NNNN`` (the trial's ``run_dir`` attribute, relative to the
+out-dir), reports every epoch's validation ``select_metric`` to
 the pruner, and never touches the test split. The study lives in SQLite
 (``<out_dir>/study.db`` by default), so running the same command again resumes it:
 ``n_trials`` is the total the study should reach, finished trials included, and a trial
@@ -190,9 +191,11 @@ class Objective:
 
         from mgnm_pyg.training.trainer import TrainingError, TrainingInterrupted
 
-        default = self.settings.study_dir / f"trial-{trial.number:04d}"
-        run_dir = Path(trial.user_attrs.get("run_dir", default))
-        trial.set_user_attr("run_dir", str(run_dir))
+        # kept relative to the out-dir, so a moved out-dir still resumes
+        default = f"{self.settings.study_name}/trial-{trial.number:04d}"
+        relative = trial.user_attrs.get("run_dir", default)
+        trial.set_user_attr("run_dir", relative)
+        run_dir = Path(self.settings.out_dir) / relative
         config = self.space.suggest(trial)
         metric = config.select_metric
 

@@ -39,9 +39,13 @@ def importances(study: Any, seed: int = 0) -> tuple[dict[str, float] | None, str
             f"fANOVA over {len(complete)} completed trials (shares summing to 1)")
 
 
-def build_report(study: Any, seed: int = 0) -> dict[str, Any]:
-    """The report as a JSON-able dict."""
+def build_report(study: Any, out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """The report as a JSON-able dict; run folders are given under ``out_dir``."""
     from optuna.trial import TrialState
+
+    def run_dir(trial: Any) -> str | None:
+        relative = trial.user_attrs.get("run_dir")
+        return None if relative is None else str(Path(out_dir) / relative)
 
     metric = study.user_attrs.get("select_metric", "value")
     trials = []
@@ -49,7 +53,7 @@ def build_report(study: Any, seed: int = 0) -> dict[str, Any]:
         trials.append({"number": t.number, "state": t.state.name.lower(), "value": t.value,
                        "params": t.params, "epochs": t.user_attrs.get("epochs"),
                        "best_epoch": t.user_attrs.get("best_epoch"),
-                       "seconds": _seconds(t), "run_dir": t.user_attrs.get("run_dir"),
+                       "seconds": _seconds(t), "run_dir": run_dir(t),
                        "error": t.user_attrs.get("error"),
                        "resumes_trial": t.user_attrs.get("resumes_trial")})
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -58,7 +62,7 @@ def build_report(study: Any, seed: int = 0) -> dict[str, Any]:
         b = study.best_trial
         best = {"number": b.number, "value": b.value, "params": b.params,
                 "best_epoch": b.user_attrs.get("best_epoch"),
-                "run_dir": b.user_attrs.get("run_dir")}
+                "run_dir": run_dir(b)}
     values, note = importances(study, seed)
     states: dict[str, int] = {}
     for t in trials:
@@ -108,10 +112,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(study: Any, folder: str | Path, seed: int = 0) -> tuple[dict[str, Any], Path]:
-    """Build the report and write ``report.json`` and ``report.md`` in ``folder``."""
-    folder = Path(folder)
-    report = build_report(study, seed)
+def write_report(study: Any, out_dir: str | Path, seed: int = 0
+                 ) -> tuple[dict[str, Any], Path]:
+    """Build the report and write ``report.json`` and ``report.md`` in the study's folder
+    ``<out_dir>/<study>/``; returns the report and the markdown's path."""
+    folder = Path(out_dir) / study.study_name
+    report = build_report(study, out_dir, seed)
     atomic_write_json(folder / "report.json", report)
     atomic_write_text(folder / "report.md", render_markdown(report))
     return report, folder / "report.md"

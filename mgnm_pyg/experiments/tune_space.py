@@ -169,6 +169,9 @@ def parse_space(raw: dict[str, Any], where: str) -> SearchSpace:
         if name not in FIELDS:
             raise ConfigError(f"{here}: unknown setting; known settings: "
                               f"{', '.join(sorted(FIELDS))}")
+        if name == "select_metric":
+            raise ConfigError(f"{here}: the objective's metric cannot be searched (trials "
+                              f"would not be comparable); set select_metric as a fixed key")
         if name in fixed:
             raise ConfigError(f"{here}: is both a fixed setting and searched; keep one")
         params.append(parse_param(name, spec, here))
