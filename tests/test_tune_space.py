@@ -150,3 +150,13 @@ def test_without_optuna_the_command_says_how_to_install_it(tmp_path, monkeypatch
     assert len(out.strip().splitlines()) == 1, out
     failed(invoke("tune", "--report-only", "--out-dir", tmp_path / "out"),
            'pip install "mgnm-pyg[tune]"')
+
+
+def test_the_shipped_example_space_is_valid():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tune_space_mgnm.toml"
+    space = load_space(path)
+    assert {p.name for p in space.params} == {"lr", "n_interests", "batch_size",
+                                              "interest_activation", "bilstm_mode", "loss"}
+    assert space.fixed["select_metric"] == "hit@5"
