@@ -205,6 +205,7 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
 
+        trainer = None
         try:
             trainer = self._trainer(config, run_dir, "resumes_trial" in trial.user_attrs)
             for row in trainer.state["history"]:  # epochs done before an interruption
@@ -212,7 +213,9 @@ class Objective:
             result = trainer.fit(test=False, on_epoch=on_epoch)
         except (KeyboardInterrupt, TrainingInterrupted):
             trial.set_user_attr("interrupted", True)
-            raise TrainingInterrupted(f"trial {trial.number} was interrupted") from None
+            saved = f" after {trainer.epoch} finished epoch(s) in {run_dir}" if trainer else ""
+            raise TrainingInterrupted(f"trial {trial.number} was interrupted{saved}; it "
+                                      f"continues from there when the study resumes") from None
         except TrainingError as exc:
             trial.set_user_attr("error", str(exc))
             raise
@@ -222,13 +225,15 @@ class Objective:
 
 
 def describe_trial(trial: Any, metric: str) -> str:
-    """One line for a finished trial: state, value, epochs and parameters."""
+    """One line for a finished trial: state, value, epochs, parameters and a note."""
+    from mgnm_pyg.experiments.tune_report import state_name, trial_note
+
     value = "" if trial.value is None else f" {metric}={trial.value:.4f}"
     epochs = trial.user_attrs.get("epochs")
     where = f" after {epochs} epoch(s)" if epochs else ""
     params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-    error = f" ({trial.user_attrs['error']})" if "error" in trial.user_attrs else ""
-    return f"trial {trial.number}: {trial.state.name.lower()}{value}{where}; {params}{error}"
+    extra = f" ({trial_note(trial)})" if trial_note(trial) else ""
+    return f"trial {trial.number}: {state_name(trial)}{value}{where}; {params}{extra}"
 
 
 def _short(value: Any) -> str:

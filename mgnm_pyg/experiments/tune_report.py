@@ -39,6 +39,23 @@ def importances(study: Any, seed: int = 0) -> tuple[dict[str, float] | None, str
             f"fANOVA over {len(complete)} completed trials (shares summing to 1)")
 
 
+def state_name(trial: Any) -> str:
+    """complete, pruned, fail (training failed), interrupted, running or waiting."""
+    if trial.state.name == "FAIL" and trial.user_attrs.get("interrupted"):
+        return "interrupted"
+    return trial.state.name.lower()
+
+
+def trial_note(trial: Any) -> str:
+    """What the table says beside a trial: the trial it continues, or its error."""
+    parts = []
+    if "resumes_trial" in trial.user_attrs:
+        parts.append(f"continues trial {trial.user_attrs['resumes_trial']}")
+    if "error" in trial.user_attrs:
+        parts.append(str(trial.user_attrs["error"]))
+    return "; ".join(parts)
+
+
 def build_report(study: Any, out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     """The report as a JSON-able dict; run folders are given under ``out_dir``."""
     from optuna.trial import TrialState
@@ -50,12 +67,12 @@ def build_report(study: Any, out_dir: str | Path, seed: int = 0) -> dict[str, An
     metric = study.user_attrs.get("select_metric", "value")
     trials = []
     for t in study.get_trials(deepcopy=False):
-        trials.append({"number": t.number, "state": t.state.name.lower(), "value": t.value,
+        trials.append({"number": t.number, "state": state_name(t), "value": t.value,
                        "params": t.params, "epochs": t.user_attrs.get("epochs"),
                        "best_epoch": t.user_attrs.get("best_epoch"),
                        "seconds": _seconds(t), "run_dir": run_dir(t),
                        "error": t.user_attrs.get("error"),
-                       "resumes_trial": t.user_attrs.get("resumes_trial")})
+                       "resumes_trial": t.user_attrs.get("resumes_trial"), "note": trial_note(t)})
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best = None
     if complete:
@@ -63,13 +80,13 @@ def build_report(study: Any, out_dir: str | Path, seed: int = 0) -> dict[str, An
         best = {"number": b.number, "value": b.value, "params": b.params,
                 "best_epoch": b.user_attrs.get("best_epoch"),
                 "run_dir": run_dir(b)}
-    values, note = importances(study, seed)
+    values, why = importances(study, seed)
     states: dict[str, int] = {}
     for t in trials:
         states[t["state"]] = states.get(t["state"], 0) + 1
     return {"study": study.study_name, "select_metric": metric, "split": "valid",
             "direction": "maximize", "states": states, "best": best, "trials": trials,
-            "importance": values, "importance_note": note,
+            "importance": values, "importance_note": why,
             "space": study.user_attrs.get("space")}
 
 
@@ -95,12 +112,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                   f"- run folder: `{best['run_dir']}`"]
         lines += [f"- `{k}` = {_cell(v)}" for k, v in best["params"].items()] + [""]
     names = sorted({k for t in report["trials"] for k in t["params"]})
-    head = ["trial", "state", metric, "epochs", "seconds", *names]
+    head = ["trial", "state", metric, "epochs", "seconds", *names, "note"]
     lines += ["## Trials", "", "| " + " | ".join(head) + " |",
               "|" + "---|" * len(head)]
     for t in report["trials"]:
         row = [t["number"], t["state"], t["value"], t["epochs"], t["seconds"],
-               *(t["params"].get(n) for n in names)]
+               *(t["params"].get(n) for n in names), t["note"].replace("|", "/")]
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     lines += ["", "## Parameter importance", ""]
     if report["importance"] is None:
