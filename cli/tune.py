@@ -11,7 +11,7 @@ from .options import user_errors
 
 @click.command("tune")
 @click.argument("space", type=click.Path(dir_okay=False, path_type=Path), required=False,
-                metavar="SPACE.toml")
+                metavar="[SPACE.toml]")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/tune"), show_default=True,
               help="Folder of the study: its database, trial run folders and report.")

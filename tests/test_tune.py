@@ -215,6 +215,8 @@ def test_resuming_with_another_space_or_a_missing_study_is_refused(space_file, t
     failed(invoke("tune", other, "--out-dir", out), "another search space", "n_interests")
     failed(invoke("tune", "--report-only", "--out-dir", out, "--study-name", "x"),
            "no study named 'x'", "mgnm")
+    failed(invoke("tune", space_file, "--out-dir", out, "--study-name", "../x"),
+           "--study-name '../x'")
 
 
 def test_fit_without_test_reports_each_epoch(space_file, tmp_path):

@@ -15,6 +15,7 @@ Optuna is an optional dependency (``pip install "mgnm-pyg[tune]"``), imported on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,11 @@ class StudySettings:
     pruner: Any = "median"  # "median", "none" or an optuna pruner
     startup_trials: int = 5  # trials the median pruner lets finish before it prunes
     warmup_epochs: int = 1  # epochs of each trial it never prunes
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.study_name):
+            raise MGNMError(f"--study-name {self.study_name!r}: use letters, digits, '_', "
+                            f"'-' and '.' only (it names the study's folder in the out-dir)")
 
     @property
     def storage_url(self) -> str:
