@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "datasets": ("datasets", "datasets", "List prepared datasets with their statistics."),
     "visualize": ("visualize", "visualize", "Draw what a run learned: adjacency, interests, runs."),
     "bench": ("bench", "bench", "Time training (the paper's Table 4) and evaluation."),
+    "tune": ("tune", "tune", "Search training settings with Optuna on the validation split."),
 }
 
 

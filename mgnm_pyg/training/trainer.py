@@ -280,8 +280,15 @@ class Trainer:
         self.echo(f"{row['epoch']:5d}  {row['train_loss']:10.5f}  {cells}  "
                   f"{row['timing']['seconds']:6.1f}s{mark}")
 
-    def fit(self) -> TrainResult:
-        """Train until ``epochs`` or early stopping, then test the best checkpoint."""
+    def fit(self, test: bool = True,
+            on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train until ``epochs`` or early stopping, then test the best checkpoint.
+
+        ``test=False`` leaves the test split alone (no ``test_metrics.json``, an empty
+        ``test_metrics``), for a hyper-parameter search that selects on validation only.
+        ``on_epoch(row)`` gets each epoch's ``metrics.jsonl`` row once its checkpoints are
+        saved; an exception it raises (a pruned trial) ends training there.
+        """
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json",
@@ -289,8 +296,8 @@ class Trainer:
         self._write_metrics_log()
         finished = False
         try:
-            self._run_epochs()
-            result = self.test()
+            self._run_epochs(on_epoch)
+            result = self.test() if test else self.result({})
             finished = True
             return result
         except KeyboardInterrupt:
@@ -306,7 +313,7 @@ class Trainer:
             distributed.teardown(synchronize=finished)
             self.loss_module = distributed.wrap_model(self.model, self.device)
 
-    def _run_epochs(self) -> None:
+    def _run_epochs(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
         cfg = self.config
         while not stops_after(cfg, self.epoch, self.state["bad_epochs"]):
             epoch = self.epoch + 1
@@ -338,6 +345,8 @@ class Trainer:
             self._save(self.last_path)
             self._write_metrics_log()
             self._print_row(row, best)
+            if on_epoch is not None:
+                on_epoch(row)
         if self.state["bad_epochs"] >= cfg.patience:
             self.echo(f"early stop: no {cfg.select_metric} improvement for "
                       f"{cfg.patience} epoch(s)")
@@ -364,6 +373,11 @@ class Trainer:
             cells = "  ".join(f"{k}={metrics[k]:.4f}" for k in metric_names(metrics))
             self.echo(f"  {protocol:>7}: {cells}  ({seconds[protocol]:.1f}s)")
         self.echo(f"run saved in {self.run_dir}")
+        return self.result(results)
+
+    def result(self, test_metrics: dict[str, dict[str, float]]) -> TrainResult:
+        """The run so far: its history, best epoch and that epoch's validation metrics."""
         history = self.state["history"]
+        best_epoch = int(self.state["best_epoch"])
         best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
-        return TrainResult(self.run_dir, history, best_epoch, best_valid, results)
+        return TrainResult(self.run_dir, history, best_epoch, best_valid, test_metrics)
