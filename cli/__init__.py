@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "visualize": ("visualize", "visualize", "Draw what a run learned: adjacency, interests, runs."),
     "bench": ("bench", "bench", "Time training (the paper's Table 4) and evaluation."),
     "reproduce": ("reproduce", "reproduce", "Train the paper's Tables 2, 3 and Figures 3, 4, 7."),
+    "tune": ("tune", "tune", "Search training settings with Optuna on the validation split."),
 }
 
 

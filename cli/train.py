@@ -21,12 +21,15 @@ from mgnm_pyg.training.config import build_config, load_toml
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.toml",
               help="TOML file of settings (keys named like the options); the command line wins.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Packaged settings to start from: paper (the defaults) or tuned (the "
+                   "project's recommended MGNM); --config and the command line win over it.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar per epoch.")
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file: Path | None,
-          progress: bool, **_: object) -> None:
+          preset: str | None, progress: bool, **_: object) -> None:
     """Train MGNM, or a baseline with --model, on a dataset (default: the synthetic demo data).
 
     Every epoch the training negatives are redrawn, the validation split is scored
@@ -40,13 +43,14 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
 
     explicit = explicit_options(ctx)
     if resume is not None:
-        if out is not None:
-            raise click.UsageError("--out and --resume exclude each other")
+        if out is not None or preset is not None:
+            raise click.UsageError("--resume continues a run as it was: it takes neither "
+                                   "--out nor --preset")
         changes = {**(load_toml(config_file) if config_file else {}), **explicit}
         trainer = Trainer.resume(resume, changes, progress=progress, echo=click.echo)
         trainer.echo(f"resuming {resume} after epoch {trainer.epoch}")
     else:
-        config = build_config(explicit, config_file)
+        config = build_config(explicit, config_file, preset=preset)
         run_dir = out if out is not None else default_run_dir(config)
         if checkpoint_path(run_dir, "last.pt").exists():
             raise click.UsageError(

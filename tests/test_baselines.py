@@ -11,9 +11,9 @@ from mgnm_pyg.data.synthetic import synthetic_dataset
 from mgnm_pyg.inference.evaluate import evaluate_run
 from mgnm_pyg.inference.recommend import recommend
 from mgnm_pyg.models import MGNM, MODELS, ComiRecDR, Popularity, build_model
+from mgnm_pyg.models.loss import full_softmax_loss, training_loss
 from mgnm_pyg.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from mgnm_pyg.training.config import TrainConfig
-from mgnm_pyg.training.losses import full_softmax_loss, training_loss
 from mgnm_pyg.training.saved_run import load_run
 from mgnm_pyg.training.trainer import Trainer
 

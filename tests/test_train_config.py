@@ -28,7 +28,11 @@ def test_defaults_follow_the_spec_table():
         "dim", "n_interests", "n_layers", "routing_iters", "theta1", "theta2", "conv",
         "use_graph", "use_bilstm", "level_pooling", "extractor", "share_layer_weight",
         "share_capsule_weights", "interest_activation",
-        "bilstm_mode"}
+        "bilstm_mode", "score_scale", "learn_score_scale", "item_init_scale", "level_norm"}
+    # the departures from the paper are off by default
+    assert (c.score_scale, c.learn_score_scale, c.item_init_scale, c.level_norm) == (
+        1.0, False, 1.0, "none")
+    assert (c.loss, c.lr_schedule, c.lr_warmup_epochs) == ("bce", "constant", 0.0)
 
 
 def test_toml_keys_accept_dashes_and_underscores(tmp_path):

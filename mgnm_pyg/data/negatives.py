@@ -261,3 +261,35 @@ def sample_training_negatives(
     return sample_negatives(
         dataset.interaction_keys, records.users, dataset.n_items, n_negatives, rng, distinct=False
     )
+
+
+def shared_negative_distribution(dataset, records, sampling: str) -> np.ndarray:
+    """Probabilities ``float64 [n_items + 1]`` of drawing each item as a shared negative
+    (``--loss sampled-softmax``); item 0 (padding) has probability 0.
+
+    ``"uniform"``: every item alike. ``"popularity"``: proportional to the item's count
+    among ``records``' targets plus one, so every item can be drawn.
+    """
+    if sampling == "uniform":
+        weights = np.ones(dataset.n_items + 1)
+    elif sampling == "popularity":
+        weights = np.bincount(records.targets, minlength=dataset.n_items + 1) + 1.0
+    else:
+        raise ValueError(f"negative_sampling must be 'uniform' or 'popularity', got {sampling!r}")
+    weights[0] = 0.0
+    return weights / weights.sum()
+
+
+def sample_shared_negatives(probabilities: np.ndarray, n_batches: int, n: int,
+                            rng: np.random.Generator) -> np.ndarray:
+    """``n`` negatives for each of ``n_batches`` batches, i.i.d. from ``probabilities``
+    (with replacement; the loss masks a negative equal to a record's target).
+
+    Shapes:
+        returns ``int64 [n_batches, n]``.
+    """
+    if np.allclose(probabilities[1:], probabilities[1]):
+        return rng.integers(1, probabilities.shape[0], size=(n_batches, n), dtype=np.int64)
+    cdf = np.cumsum(probabilities)
+    draws = np.searchsorted(cdf, rng.random((n_batches, n)) * cdf[-1], side="right")
+    return np.minimum(draws, probabilities.shape[0] - 1).astype(np.int64)

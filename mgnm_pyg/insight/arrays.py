@@ -28,7 +28,7 @@ from torch import Tensor
 
 from mgnm_pyg.data.dataset import find_user
 from mgnm_pyg.errors import MGNMError, RecommendError
-from mgnm_pyg.nn.adjacency import normalize_adjacency, user_aware_adjacency
+from mgnm_pyg.nn.adjacency import normalize_adjacency
 
 __all__ = [
     "LevelFeatures",
@@ -101,22 +101,6 @@ def require_mgnm(model: torch.nn.Module) -> None:
                         f"graph, levels or interests to show")
 
 
-def _levels(model: torch.nn.Module, users: Tensor, histories: Tensor
-            ) -> tuple[list[Tensor], Tensor, Tensor]:
-    # The same branches as MGNM.encode, stopping before the interest extractor.
-    require_mgnm(model)
-    mask = histories != 0
-    x = model.item_embedding(histories)
-    b, m, _ = x.shape
-    if not model.use_graph:
-        return [x], x.new_zeros(b, m, m), mask
-    if model.conv == "dense":
-        adj = user_aware_adjacency(x, model.user_embedding(users), mask)
-        return model._dense_levels(x, mask, adj), adj, mask
-    levels, adj = model._graph_levels(x, model.user_embedding(users), mask)
-    return levels, adj, mask
-
-
 @torch.no_grad()
 def level_features(model: torch.nn.Module, users: Tensor, histories: Tensor) -> LevelFeatures:
     r"""``A`` (Eq. 1), ``P = I + D^{-1/2} A D^{-1/2}`` (Eq. 3) and the levels ``H^{(l)}``.
@@ -131,7 +115,7 @@ def level_features(model: torch.nn.Module, users: Tensor, histories: Tensor) -> 
     if not model.use_graph:
         raise MGNMError("this run was trained without the user-aware graph (use_graph "
                         "false): it has no adjacency to show")
-    levels, adj, mask = _levels(model, users, histories)
+    levels, adj, mask = model.levels(users, histories)
     prop = normalize_adjacency(adj, mask)
     return LevelFeatures(adj.cpu().numpy(), prop.cpu().numpy(),
                          torch.stack(levels, 1).cpu().numpy(), mask.cpu().numpy())
@@ -146,15 +130,6 @@ class Routing:
     mask: np.ndarray  #: ``bool [B, m]``
 
 
-def _capsules(model: torch.nn.Module) -> list[Any]:
-    extractors = list(model.extractors)
-    if not all(hasattr(e, "route") for e in extractors):
-        name = model.config.get("extractor", type(extractors[0]).__name__)
-        raise MGNMError(f"routing is unavailable: this run's interest extractor is "
-                        f"{name!r}, not the capsule network ('capsule')")
-    return extractors
-
-
 @torch.no_grad()
 def routing(model: torch.nn.Module, users: Tensor, histories: Tensor) -> Routing:
     """Interests and coupling coefficients ``c`` of every level, as in ``MGNM.encode``.
@@ -164,21 +139,13 @@ def routing(model: torch.nn.Module, users: Tensor, histories: Tensor) -> Routing
     Shapes:
         - users: ``[B]``; histories: ``[B, m]``
     """
-    capsules = _capsules(model)
-    levels, _, mask = _levels(model, users, histories)
-    b, m, d = levels[0].shape
-    n_levels = len(levels)
-    if len(capsules) == 1:
-        # One call over all levels, like encode (the BiLSTM sees the same batch).
-        h = torch.stack(levels, 1).reshape(b * n_levels, m, d)
-        level_mask = mask.unsqueeze(1).expand(b, n_levels, m).reshape(-1, m)
-        interests, coupling = capsules[0].route(h, level_mask)
-        interests = interests.view(b, n_levels, -1, d)
-        coupling = coupling.view(b, n_levels, -1, m)
-    else:
-        pairs = [caps.route(h, mask) for caps, h in zip(capsules, levels, strict=True)]
-        interests = torch.stack([p[0] for p in pairs], 1)
-        coupling = torch.stack([p[1] for p in pairs], 1)
+    require_mgnm(model)
+    if not all(hasattr(e, "route") for e in model.extractors):
+        raise MGNMError(f"routing is unavailable: this run's interest extractor is "
+                        f"{model.config['extractor']!r}, not the capsule network ('capsule')")
+    graph = model.levels(users, histories)
+    interests, coupling = model.route(graph)
+    mask = graph.mask
     return Routing(interests.cpu().numpy(), coupling.cpu().numpy(), mask.cpu().numpy())
 
 

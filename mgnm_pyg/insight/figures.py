@@ -288,7 +288,7 @@ def compare_figure(rows: list[dict], pooling: dict[str, dict[str, Any]] | None,
 def _level_parts(row: dict) -> dict[int, float]:
     """Level -> that level's training loss in one ``metrics.jsonl`` row (the per-level
     parts of ``train_parts``); empty for one-level models and older runs."""
-    from mgnm_pyg.training.losses import level_of
+    from mgnm_pyg.models.loss import level_of
 
     out = {}
     for name, value in row.get("train_parts", {}).items():

@@ -7,9 +7,13 @@ The trainer, the evaluator and ``recommend`` use a model only through
 - ``score(interests, items)``: level scores ``[B, L, C]`` (logits) of items ``[B, C]``
   or ``[C]`` (shared by all rows); the baselines have one level, ``L = 1``;
 - ``pool_levels(level_scores)``: ``[B, L, C] -> [B, C]``;
-- ``predict``, ``loss`` (BCE, sampled negatives), ``softmax_loss`` and ``config``.
+- ``train_scores(encoding, items, targets)``: the level scores the losses read (by
+  default ``score``; ComiRec-DR picks the interest closest to the target);
+- ``regularization(encoding)``: the model's penalty terms (none by default; MGNM: Eq. 17);
+- ``predict``, ``loss`` (BCE, sampled negatives), ``softmax_loss``,
+  ``sampled_softmax_loss`` and ``config``.
 
-So no caller special-cases a model.
+So no caller special-cases a model, and no loss probes a model for what it has.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from mgnm_pyg.training.losses import bce_loss, full_softmax_loss
+from .loss import SharedNegatives, bce_loss, full_softmax_loss, sampled_softmax_loss
 
 __all__ = [
     "SequenceEncoding",
@@ -30,11 +34,12 @@ __all__ = [
 ]
 
 
-def reset_item_embedding(table: nn.Embedding) -> None:
-    """Glorot-uniform item table (the TF1 default of the authors' code) with the padding
-    row 0 set to zero."""
+def reset_item_embedding(table: nn.Embedding, scale: float = 1.0) -> None:
+    """Glorot-uniform item table (the TF1 default of the authors' code), times ``scale``,
+    with the padding row 0 set to zero."""
     nn.init.xavier_uniform_(table.weight)
     with torch.no_grad():
+        table.weight.mul_(scale)
         table.weight[0].zero_()
 
 
@@ -66,11 +71,11 @@ def last_valid(states: Tensor, histories: Tensor) -> Tensor:
 
 
 class SequentialRecommender(nn.Module):
-    """Base of the baselines: BCE and softmax losses and level pooling over ``L = 1``.
+    """Base of every model: the losses, no regulariser, and level pooling by max.
 
     Subclasses set ``self.config`` (their constructor arguments) and define ``encode``
     and ``score``; a model whose training scores need the target (ComiRec's interest
-    selection) overrides ``train_scores``.
+    selection) overrides ``train_scores``, one with penalty terms ``regularization``.
     """
 
     config: dict
@@ -84,6 +89,10 @@ class SequentialRecommender(nn.Module):
     def train_scores(self, encoding: SequenceEncoding, items: Tensor, targets: Tensor) -> Tensor:
         """Level scores used by the losses; ``targets`` ``[B]`` are the positives."""
         return self.score(encoding.interests, items)
+
+    def regularization(self, encoding) -> tuple[Tensor, dict[str, Tensor]]:
+        """The penalty added to every training loss and its named parts: none here."""
+        return encoding.interests.new_zeros(()), {}
 
     def pool_levels(self, level_scores: Tensor) -> Tensor:
         """``[B, L, C] -> [B, C]``: max over levels (a no-op for one level)."""
@@ -107,5 +116,10 @@ class SequentialRecommender(nn.Module):
 
     def softmax_loss(self, users: Tensor, histories: Tensor,
                      targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Cross-entropy of each target among all items (``training/losses.py``)."""
+        """Cross-entropy of each target among all items (``models/loss.py``)."""
         return full_softmax_loss(self, users, histories, targets)
+
+    def sampled_softmax_loss(self, users: Tensor, histories: Tensor, targets: Tensor,
+                             negatives: SharedNegatives) -> tuple[Tensor, dict[str, Tensor]]:
+        """Cross-entropy of each target among the batch's shared negatives (``models/loss.py``)."""
+        return sampled_softmax_loss(self, users, histories, targets, negatives)

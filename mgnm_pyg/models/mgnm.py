@@ -13,7 +13,7 @@ candidate per level (Eq. 12-14), and the levels are max-pooled (Eq. 15).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +28,23 @@ from ..nn.adjacency import (
 )
 from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
 from ..nn.extractors import build_extractor
+from ..nn.level_norm import LEVEL_NORMS, normalize_levels
 from ..nn.readout import target_attention
-from ..training.losses import level_names
-from .base import reset_item_embedding
+from .base import SequentialRecommender, reset_item_embedding
+from .loss import level_names
 
-__all__ = ["MGNM", "MGNMEncoding"]
+__all__ = ["MGNM", "GraphLevels", "MGNMEncoding"]
 
 #: Standard deviation of the user embeddings at initialisation (the authors' code).
 USER_INIT_STD = 0.1
+
+
+class GraphLevels(NamedTuple):
+    """Output of :meth:`MGNM.levels`: what the interest extractor reads."""
+
+    levels: list[Tensor]  #: ``L+1`` tensors ``[B, m, d]``, level 0 first, zeros at padding
+    adjacency: Tensor  #: ``[B, m, m]`` user-aware adjacency (Eq. 1), zeros at padding
+    mask: Tensor  #: ``bool [B, m]`` valid history positions
 
 
 class MGNMEncoding(NamedTuple):
@@ -46,7 +55,7 @@ class MGNMEncoding(NamedTuple):
     mask: Tensor  #: ``bool [B, m]`` valid history positions
 
 
-class MGNM(nn.Module):
+class MGNM(SequentialRecommender):
     r"""Multi-grained neural model (MGNM).
 
     Args:
@@ -74,6 +83,16 @@ class MGNM(nn.Module):
             drops the ReLU, as the authors' code does (its ``relu_layer=False``).
         bilstm_mode: ``"interests"`` (SPEC's reading of Eq. 10) or ``"routing"`` (the
             authors' code); see :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
+        score_scale: departs from the paper: every level score ``y(l)`` is multiplied by
+            this factor (1 is the paper). Squashed capsules have norm below 1 and the
+            item embeddings start small, so unscaled logits start near 0.
+        learn_score_scale: departs from the paper: the factor is a parameter, starting at
+            ``score_scale`` (it then enters the L2 term like every parameter).
+        item_init_scale: departs from the paper when not 1: the Glorot-uniform item
+            table is multiplied by this factor at initialisation.
+        level_norm: departs from the paper when not ``"none"``: the graph levels
+            ``1..L`` are normalised before the interest extractor
+            (:func:`~mgnm_pyg.nn.level_norm.normalize_levels`).
 
     Choices the paper leaves open:
         - Initialisation as in the authors' code: item embeddings, ``W_k`` and ``W'_k``
@@ -111,12 +130,18 @@ class MGNM(nn.Module):
         share_capsule_weights: bool = True,
         interest_activation: str = "relu",
         bilstm_mode: str = "interests",
+        score_scale: float = 1.0,
+        learn_score_scale: bool = False,
+        item_init_scale: float = 1.0,
+        level_norm: str = "none",
     ) -> None:
         super().__init__()
         if conv not in ("dense", "mp"):
             raise ValueError(f"conv must be 'dense' or 'mp', got {conv!r}")
         if level_pooling not in ("max", "sum"):
             raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
+        if level_norm not in LEVEL_NORMS:
+            raise ValueError(f"level_norm must be one of {LEVEL_NORMS}, got {level_norm!r}")
         self.config = dict(
             n_users=n_users, n_items=n_items, dim=dim, n_interests=n_interests,
             n_layers=n_layers, routing_iters=routing_iters, theta1=theta1, theta2=theta2,
@@ -124,6 +149,8 @@ class MGNM(nn.Module):
             level_pooling=level_pooling, extractor=extractor,
             share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
             interest_activation=interest_activation, bilstm_mode=bilstm_mode,
+            score_scale=score_scale, learn_score_scale=learn_score_scale,
+            item_init_scale=item_init_scale, level_norm=level_norm,
         )
         # Hyperparameters, read in one place.
         self.dim, self.n_interests = dim, n_interests
@@ -131,6 +158,13 @@ class MGNM(nn.Module):
         self.n_levels = self.n_layers + 1
         self.theta1, self.theta2 = theta1, theta2
         self.conv, self.use_graph, self.level_pooling = conv, use_graph, level_pooling
+        self.level_norm, self.item_init_scale = level_norm, item_init_scale
+        self.initial_score_scale = score_scale
+        if learn_score_scale:
+            self.score_scale = nn.Parameter(torch.tensor(float(score_scale)))
+        else:
+            self.register_buffer("score_scale", torch.tensor(float(score_scale)),
+                                 persistent=False)
 
         self.user_embedding = nn.Embedding(n_users, dim)
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
@@ -148,7 +182,9 @@ class MGNM(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.user_embedding.weight, 0.0, USER_INIT_STD)
-        reset_item_embedding(self.item_embedding)
+        reset_item_embedding(self.item_embedding, self.item_init_scale)
+        with torch.no_grad():
+            self.score_scale.fill_(self.initial_score_scale)
         for module in [*self.convs, *self.extractors]:
             module.reset_parameters()
 
@@ -181,11 +217,11 @@ class MGNM(nn.Module):
             levels.append(x.new_zeros(b, m, d).masked_scatter(node_mask, h))
         return levels, adj
 
-    def encode(self, users: Tensor, histories: Tensor) -> MGNMEncoding:
-        """Interests of every level; each sequence is encoded once, whatever the candidates."""
+    def levels(self, users: Tensor, histories: Tensor) -> GraphLevels:
+        """The graph levels ``H(0..L)`` (Eq. 1-4, then ``level_norm``) and the adjacency."""
         mask = histories != 0
         x = self.item_embedding(histories)
-        b, m, d = x.shape
+        b, m, _ = x.shape
         if not self.use_graph:
             levels, adj = [x], x.new_zeros(b, m, m)
         elif self.conv == "dense":
@@ -193,29 +229,47 @@ class MGNM(nn.Module):
             levels = self._dense_levels(x, mask, adj)
         else:
             levels, adj = self._graph_levels(x, self.user_embedding(users), mask)
+        return GraphLevels(normalize_levels(levels, mask, self.level_norm), adj, mask)
+
+    def _extract(self, levels: list[Tensor], mask: Tensor, method: str) -> Any:
+        """Each extractor's ``method`` (``forward`` or ``route``) on its levels, stacked
+        ``[B, L+1, ...]``; a tuple output is stacked field by field."""
+        b, m, d = levels[0].shape
         if len(self.extractors) == 1:
             # All levels of all users go through one extractor call: N = B * (L+1).
             h = torch.stack(levels, 1).reshape(b * self.n_levels, m, d)
             level_mask = mask.unsqueeze(1).expand(b, self.n_levels, m).reshape(-1, m)
-            interests = self.extractors[0](h, level_mask).view(b, self.n_levels, -1, d)
-        else:
-            pairs = zip(self.extractors, levels, strict=True)
-            interests = torch.stack([extract(h, mask) for extract, h in pairs], 1)
-        return MGNMEncoding(interests, adj, mask)
+            out = getattr(self.extractors[0], method)(h, level_mask)
+            unstack = lambda t: t.view(b, self.n_levels, *t.shape[1:])  # noqa: E731
+            return tuple(map(unstack, out)) if isinstance(out, tuple) else unstack(out)
+        outs = [getattr(e, method)(h, mask) for e, h in zip(self.extractors, levels, strict=True)]
+        if isinstance(outs[0], tuple):
+            return tuple(torch.stack(field, 1) for field in zip(*outs, strict=True))
+        return torch.stack(outs, 1)
+
+    def route(self, graph: GraphLevels) -> tuple[Tensor, Tensor]:
+        """Interests ``[B, L+1, K, d]`` and final coupling coefficients ``[B, L+1, K, m]``
+        of the capsule routing on each level (``ValueError`` for another extractor)."""
+        if not all(hasattr(e, "route") for e in self.extractors):
+            raise ValueError(f"the {self.config['extractor']!r} extractor does not route")
+        return self._extract(graph.levels, graph.mask, "route")
+
+    def encode(self, users: Tensor, histories: Tensor) -> MGNMEncoding:
+        """Interests of every level; each sequence is encoded once, whatever the candidates."""
+        graph = self.levels(users, histories)
+        interests = self._extract(graph.levels, graph.mask, "forward")
+        return MGNMEncoding(interests, graph.adjacency, graph.mask)
 
     def score(self, interests: Tensor, items: Tensor) -> Tensor:
-        """Level scores ``y(l)`` (logits) ``[B, L+1, C]`` for items ``[B, C]`` or ``[C]``."""
-        return target_attention(interests, self.item_embedding(items))
+        """Level scores ``y(l)`` (logits) ``[B, L+1, C]`` for items ``[B, C]`` or ``[C]``,
+        times ``score_scale``."""
+        return target_attention(interests, self.item_embedding(items)) * self.score_scale
 
     def pool_levels(self, level_scores: Tensor) -> Tensor:
         """``[B, L+1, C] -> [B, C]``: max over levels (Eq. 15), or sum (w/o MaxPool)."""
         if self.level_pooling == "sum":
             return level_scores.sum(1)
         return level_scores.max(1).values
-
-    def predict(self, users: Tensor, histories: Tensor, items: Tensor) -> Tensor:
-        """Scores ``[B, C]`` of items ``[B, C]`` (or ``[C]``, shared) for each history."""
-        return self.pool_levels(self.score(self.encode(users, histories).interests, items))
 
     def regularization(self, enc: MGNMEncoding) -> tuple[Tensor, dict[str, Tensor]]:
         r"""Eq. 17's regularisers: :math:`\theta_1 \sum |A| + \theta_2 \sum_p \|p\|^2`.

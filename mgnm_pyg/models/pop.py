@@ -86,3 +86,8 @@ class Popularity(SequentialRecommender):
             self.count(histories, targets)
         zero = targets.new_zeros((), dtype=torch.float32)
         return zero, {"total": zero}
+
+    def sampled_softmax_loss(self, users: Tensor, histories: Tensor, targets: Tensor,
+                             negatives: object) -> tuple[Tensor, dict[str, Tensor]]:
+        """Counts the targets, as :meth:`softmax_loss` (the negatives are not read)."""
+        return self.softmax_loss(users, histories, targets)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.models import MODELS
+from mgnm_pyg.models.loss import LOSSES
 from mgnm_pyg.nn.capsule import BILSTM_MODES, INTEREST_ACTIVATIONS
 from mgnm_pyg.nn.extractors import EXTRACTORS
-from mgnm_pyg.training.losses import LOSSES
+from mgnm_pyg.nn.level_norm import LEVEL_NORMS
+from mgnm_pyg.training.schedule import LR_SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -92,11 +95,38 @@ class TrainConfig:
                             "output also feeds the final capsules; SPEC) or routing (routing "
                             "logits only; the authors' code).", "model",
                             choices=BILSTM_MODES)
+    # model: departures from the paper that help MGNM learn (each 'none'/1 is the paper)
+    score_scale: float = _opt(1.0, "Factor on every level score y(l) (departs from the paper "
+                              "when not 1: squashed capsules keep logits near 0).", "model",
+                              minimum=0.0)
+    learn_score_scale: bool = _opt(False, "Learn the score factor, starting at --score-scale "
+                                   "(departs from the paper).", "model")
+    item_init_scale: float = _opt(1.0, "Factor on the Glorot-uniform item table at "
+                                  "initialisation (departs from the paper when not 1).",
+                                  "model", minimum=0.0)
+    level_norm: str = _opt("none", "Normalise graph levels 1..L per sequence before the "
+                           "capsules: center, rescale (to level 0's mean norm), or both "
+                           "(departs from the paper when not none).", "model",
+                           choices=LEVEL_NORMS)
     # optimisation
-    loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), or the "
-                     "softmax cross-entropy over all items (per level for MGNM).", "optim",
-                     choices=LOSSES)
+    loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), the "
+                     "softmax cross-entropy over all items (per level for MGNM), or a "
+                     "sampled softmax over --shared-negatives negatives per batch (both "
+                     "depart from the paper).", "optim", choices=LOSSES)
+    shared_negatives: int = _opt(1000, "Negatives drawn per batch and shared by its records "
+                                 "(sampled-softmax loss).", "optim", minimum=1)
+    negative_sampling: str = _opt("uniform", "Distribution of the shared negatives: uniform "
+                                  "over items, or popularity (training-target counts, +1).",
+                                  "optim", choices=("uniform", "popularity"))
+    logq_correction: bool = _opt(False, "Subtract log q(item) from the sampled-softmax "
+                                 "logits (for popularity sampling).", "optim")
     lr: float = _opt(1e-3, "Adam learning rate.", "optim", minimum=0.0)
+    lr_schedule: str = _opt("constant", "Learning-rate schedule after the warm-up: constant, "
+                            "or cosine decay to 0 at --epochs (departs from the paper).",
+                            "optim", choices=LR_SCHEDULES)
+    lr_warmup_epochs: float = _opt(0.0, "Epochs of linear learning-rate warm-up from 0 "
+                                   "(fractions allowed; departs from the paper when > 0).",
+                                   "optim", minimum=0.0)
     batch_size: int = _opt(256, "Positives per training batch.", "optim", minimum=1)
     negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
                           minimum=1)
@@ -201,15 +231,33 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def preset_names() -> tuple[str, ...]:
+    """The packaged presets (``mgnm_pyg/presets/*.toml``), sorted."""
+    folder = resources.files("mgnm_pyg.presets")
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The settings of packaged preset ``name``; an unknown name is a :class:`ConfigError`."""
+    if name not in preset_names():
+        raise ConfigError(f"--preset: unknown preset {name!r}; choose one of "
+                          f"{', '.join(preset_names())}")
+    with resources.as_file(resources.files("mgnm_pyg.presets") / f"{name}.toml") as path:
+        return load_toml(path)
+
+
 def build_config(
     explicit: dict[str, Any], toml_path: str | Path | None = None,
-    base: TrainConfig | None = None,
+    base: TrainConfig | None = None, preset: str | None = None,
 ) -> TrainConfig:
-    """Layer the settings: ``base`` (or the defaults), then the TOML file, then ``explicit``.
+    """Layer the settings: ``base`` (or the defaults), then the packaged ``preset``, then
+    the TOML file, then ``explicit``.
 
     ``explicit`` holds only the options given on the command line, so they win.
     """
     values = (base or TrainConfig()).to_dict()
+    if preset is not None:
+        values.update(load_preset(preset))
     if toml_path is not None:
         values.update(load_toml(toml_path))
     for name, value in explicit.items():

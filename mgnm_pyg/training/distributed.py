@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,8 +172,8 @@ def parameter_penalty(model: nn.Module) -> Tensor | float:
 class DistributedLoss(nn.Module):
     """The training loss as a module ``forward``, so DDP can wrap it and sync gradients.
 
-    ``forward(users, histories, items, labels, kind, data_weight)`` returns
-    :func:`~mgnm_pyg.training.losses.training_loss`'s ``(loss, parts, rows)`` with the
+    ``forward(users, histories, items, labels, kind, data_weight, negatives)`` returns
+    :func:`~mgnm_pyg.models.loss.training_loss`'s ``(loss, parts, rows)`` with the
     loss replaced by ``data_weight * (loss - R) + R``, ``R`` the parameter penalty that
     every rank adds once (:func:`parameter_penalty`).
     """
@@ -182,10 +183,12 @@ class DistributedLoss(nn.Module):
         self.model = model
 
     def forward(self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor,
-                kind: str = "bce", data_weight: float = 1.0) -> tuple[Tensor, dict, int]:
-        from mgnm_pyg.training.losses import training_loss
+                kind: str = "bce", data_weight: float = 1.0,
+                negatives: Any = None) -> tuple[Tensor, dict, int]:
+        from mgnm_pyg.models.loss import training_loss
 
-        loss, parts, rows = training_loss(self.model, kind, users, histories, items, labels)
+        loss, parts, rows = training_loss(self.model, kind, users, histories, items, labels,
+                                          negatives)
         if data_weight != 1.0:
             penalty = parameter_penalty(self.model)
             loss = data_weight * (loss - penalty) + penalty

@@ -9,6 +9,7 @@ to the device, runs the loss under ``--amp``'s autocast, and takes one optimiser
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,13 +21,15 @@ from mgnm_pyg.training.config import TrainConfig
 
 def train_step(loss_fn: Callable, optimizer: torch.optim.Optimizer | None,
                batch: dict[str, Tensor], negatives: np.ndarray, config: TrainConfig,
-               device: torch.device, weight: float = 1.0) -> tuple[Tensor, dict, int]:
+               device: torch.device, weight: float = 1.0,
+               shared: Any = None) -> tuple[Tensor, dict, int]:
     """Forward, backward and optimiser step on one batch; ``(loss, parts, rows)`` of
     ``loss_fn`` (:class:`~mgnm_pyg.training.distributed.DistributedLoss` or its DDP
-    wrapper), called with ``config.loss`` and the data ``weight``.
+    wrapper), called with ``config.loss``, the data ``weight`` and ``shared``, the
+    batch's :class:`~mgnm_pyg.models.loss.SharedNegatives` (``--loss sampled-softmax``).
 
     ``negatives`` is ``int64 [B, n]``; ``optimizer`` None (a model without trainable
-    parameters) takes no step.
+    parameters) takes no step. The learning rate is the optimiser's as it stands.
     """
     candidates = torch.cat([batch["targets"][:, None],
                             torch.from_numpy(np.ascontiguousarray(negatives, dtype=np.int64))], 1)
@@ -36,7 +39,8 @@ def train_step(loss_fn: Callable, optimizer: torch.optim.Optimizer | None,
     labels = torch.zeros(items.shape, dtype=torch.float32, device=device)
     labels[:, 0] = 1.0
     with autocast(device, config.amp):
-        loss, parts, rows = loss_fn(users, histories, items, labels, config.loss, weight)
+        loss, parts, rows = loss_fn(users, histories, items, labels, config.loss, weight,
+                                    shared)
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -106,6 +106,15 @@ class Trainer:
         # A model without trainable parameters (popularity) takes no optimiser steps.
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
+        self.negative_probs, self.log_q = None, None  # --loss sampled-softmax only
+        if config.loss == "sampled-softmax":
+            from mgnm_pyg.data.negatives import shared_negative_distribution
+
+            self.negative_probs = shared_negative_distribution(
+                self.dataset, self.dataset.records["train"], config.negative_sampling)
+            if config.logq_correction:
+                self.log_q = torch.from_numpy(np.log(self.negative_probs)).float().to(
+                    self.device)
         self.loss_module = distributed.wrap_model(self.model, self.device)
         self.epoch = 0  # completed epochs
         self.epoch_parts: dict[str, float] = {}  # per-row loss parts of the last epoch
@@ -162,8 +171,10 @@ class Trainer:
         each part of the loss (its terms, and MGNM's per-level BCE) is left in
         :attr:`epoch_parts` (``train_parts`` in ``metrics.jsonl``)."""
         from mgnm_pyg.data.collate import dense_batch
-        from mgnm_pyg.data.negatives import sample_training_negatives
+        from mgnm_pyg.data.negatives import sample_shared_negatives, sample_training_negatives
         from mgnm_pyg.data.sampler import LengthBucketSampler
+        from mgnm_pyg.models.loss import SharedNegatives
+        from mgnm_pyg.training.schedule import lr_factor
 
         cfg, data = self.config, self.dataset
         records = data.records["train"]
@@ -172,6 +183,11 @@ class Trainer:
         sampler = LengthBucketSampler(data.history_lengths(records, cfg.max_len),
                                       cfg.batch_size, shuffle=True, seed=cfg.seed)
         sampler.set_epoch(epoch)
+        shared = None
+        if self.negative_probs is not None:
+            shared = sample_shared_negatives(self.negative_probs, len(sampler),
+                                             cfg.shared_negatives,
+                                             np.random.default_rng([cfg.seed, epoch, 2]))
         # Reseed torch per epoch so any randomness inside the model replays on resume.
         torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
 
@@ -187,8 +203,17 @@ class Trainer:
             for step, index in enumerate(sampler, start=1):
                 index, weight = distributed.batch_slice(index)  # this rank's records
                 batch = dense_batch(data, records, index, cfg.max_len)
+                shared_batch = None if shared is None else SharedNegatives(
+                    acceleration.to_device(torch.from_numpy(shared[step - 1]), self.device),
+                    self.log_q)
+                if self.optimizer is not None:
+                    factor = lr_factor((epoch - 1) * len(sampler) + step, len(sampler),
+                                       cfg.epochs, cfg.lr_schedule, cfg.lr_warmup_epochs)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = cfg.lr * factor
                 loss, parts, rows = train_step(self.loss_module, self.optimizer, batch,
-                                               negatives[index], cfg, self.device, weight)
+                                               negatives[index], cfg, self.device, weight,
+                                               shared_batch)
                 for name, value in parts.items():
                     part_sums[name] = part_sums.get(name, 0.0) + value.double() * rows
                 part_rows += rows
@@ -237,8 +262,15 @@ class Trainer:
         self.echo(f"{row['epoch']:5d}  {row['train_loss']:10.5f}  {cells}  "
                   f"{row['timing']['seconds']:6.1f}s{mark}")
 
-    def fit(self) -> TrainResult:
-        """Train until ``epochs`` or early stopping, then test the best checkpoint."""
+    def fit(self, test: bool = True,
+            on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train until ``epochs`` or early stopping, then test the best checkpoint.
+
+        ``test=False`` leaves the test split alone (no ``test_metrics.json``, an empty
+        ``test_metrics``), for a hyper-parameter search that selects on validation only.
+        ``on_epoch(row)`` gets each epoch's ``metrics.jsonl`` row once its checkpoints are
+        saved; an exception it raises (a pruned trial) ends training there.
+        """
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json",
@@ -246,8 +278,8 @@ class Trainer:
         self._write_metrics_log()
         finished = False
         try:
-            self._run_epochs()
-            result = self.test()
+            self._run_epochs(on_epoch)
+            result = self.test() if test else self.result({})
             finished = True
             return result
         except KeyboardInterrupt:
@@ -263,7 +295,7 @@ class Trainer:
             distributed.teardown(synchronize=finished)
             self.loss_module = distributed.wrap_model(self.model, self.device)
 
-    def _run_epochs(self) -> None:
+    def _run_epochs(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
         cfg = self.config
         while not stops_after(cfg, self.epoch, self.state["bad_epochs"]):
             epoch = self.epoch + 1
@@ -295,6 +327,8 @@ class Trainer:
             self._save(self.last_path)
             self._write_metrics_log()
             self._print_row(row, best)
+            if on_epoch is not None:
+                on_epoch(row)
         if self.state["bad_epochs"] >= cfg.patience:
             self.echo(f"early stop: no {cfg.select_metric} improvement for "
                       f"{cfg.patience} epoch(s)")
@@ -321,6 +355,11 @@ class Trainer:
             cells = "  ".join(f"{k}={metrics[k]:.4f}" for k in metric_names(metrics))
             self.echo(f"  {protocol:>7}: {cells}  ({seconds[protocol]:.1f}s)")
         self.echo(f"run saved in {self.run_dir}")
+        return self.result(results)
+
+    def result(self, test_metrics: dict[str, dict[str, float]]) -> TrainResult:
+        """The run so far: its history, best epoch and that epoch's validation metrics."""
         history = self.state["history"]
+        best_epoch = int(self.state["best_epoch"])
         best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
-        return TrainResult(self.run_dir, history, best_epoch, best_valid, results)
+        return TrainResult(self.run_dir, history, best_epoch, best_valid, test_metrics)

@@ -1,0 +1,153 @@
+"""The study of issue 21: which training-regime changes take MGNM off the popularity plateau.
+
+Each variant is a set of settings over the paper's defaults (``TrainConfig()``); each
+run trains on the validation split only for selection, then tests its best checkpoint
+(sampled and full protocols) and measures the ranking agreement of 200 test users.
+Runs are resumable and shareable: a second process skips the run the first one holds
+(a lock file), and an interrupted run continues from ``last.pt``.
+
+    OMP_NUM_THREADS=1 python benchmarks/personalise_study.py --data toys \\
+        --variants paper-scale10-ssm,tuned --seeds 0 --epochs 15 --out-dir runs/study
+    python benchmarks/personalise_study.py --out-dir runs/study --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+SSM = {"loss": "sampled-softmax", "shared_negatives": 1000}
+AUTHORS_ROUTING = {"interest_activation": "none", "bilstm_mode": "routing"}
+#: name -> settings over the paper's defaults.
+VARIANTS: dict[str, dict] = {
+    "paper": {},
+    "paper-scale10-ssm": {"score_scale": 10.0, **SSM},
+    "tuned": {"preset": "tuned"},
+    "tuned-lr3e-3-cosine": {"preset": "tuned", "lr": 3e-3, "lr_schedule": "cosine",
+                            "lr_warmup_epochs": 0.5},
+    "tuned-center-rescale": {"preset": "tuned", "level_norm": "center-rescale"},
+    "tuned-learn-scale": {"preset": "tuned", "learn_score_scale": True},
+    "tuned-pop-logq": {"preset": "tuned", "negative_sampling": "popularity",
+                       "logq_correction": True},
+    "tuned-scale20": {"preset": "tuned", "score_scale": 20.0},
+    "tuned-batch64": {"preset": "tuned", "batch_size": 64},
+    "tuned-relu-interests": {"preset": "tuned", "interest_activation": "relu",
+                             "bilstm_mode": "interests"},
+    "sasrec-ssm": {"model": "sasrec", **SSM},
+    "gru4rec-ssm": {"model": "gru4rec", **SSM},
+    "comirec-dr-ssm": {"model": "comirec-dr", **SSM},
+}
+
+
+def config_of(variant: str, data: str, seed: int, epochs: int, patience: int):
+    from mgnm_pyg.training.config import build_config
+
+    settings = dict(VARIANTS[variant])
+    preset = settings.pop("preset", None)
+    return build_config({**settings, "data": data, "seed": seed, "epochs": epochs,
+                         "patience": patience}, preset=preset)
+
+
+def train_one(run_dir: Path, variant: str, args) -> None:
+    from mgnm_pyg.insight.personalization import ranking_agreement
+    from mgnm_pyg.training.trainer import Trainer
+
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        trainer = Trainer.resume(run_dir, {"epochs": args.epochs, "patience": args.patience},
+                                 progress=False)
+    else:
+        config = config_of(variant, args.data, int(run_dir.name.rsplit("seed", 1)[1]),
+                           args.epochs, args.patience)
+        trainer = Trainer(config, run_dir, progress=False)
+    trainer.fit()
+    agreement = ranking_agreement(trainer.model, trainer.dataset, "test", n_users=200,
+                                  max_len=trainer.config.max_len, seed=0,
+                                  device=trainer.device)
+    (run_dir / "agreement.json").write_text(json.dumps({"ranking_agreement": agreement}))
+    print(f"{run_dir}: ranking agreement {agreement:.3f}", flush=True)
+
+
+def run_all(args) -> None:
+    for variant in args.variants.split(","):
+        if variant not in VARIANTS:
+            sys.exit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    for seed in args.seeds:
+        for variant in args.variants.split(","):
+            run_dir = args.out_dir / f"{variant}-seed{seed}"
+            if (run_dir / "agreement.json").exists():
+                continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = run_dir / "study.lock"
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                print(f"skipped (held by another process; remove {lock} if none): {run_dir}")
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            try:
+                print(f"training {run_dir}", flush=True)
+                train_one(run_dir, variant, args)
+            finally:
+                lock.unlink()
+
+
+def report(out_dir: Path) -> None:
+    rows: dict[str, list[dict]] = {}
+    for run_dir in sorted(out_dir.glob("*-seed*")):
+        log = run_dir / "metrics.jsonl"
+        if not log.exists():
+            continue
+        history = [json.loads(line) for line in log.read_text().splitlines() if line]
+        if not history:
+            continue
+        best = max(history, key=lambda r: r["valid"]["ndcg@5"])
+        row = {"epochs": len(history), "best_epoch": best["epoch"],
+               "valid_hit": best["valid"]["hit@5"], "valid_ndcg": best["valid"]["ndcg@5"],
+               "sec": statistics.median(r["timing"]["seconds"] for r in history)}
+        if (run_dir / "test_metrics.json").exists():
+            test = json.loads((run_dir / "test_metrics.json").read_text())
+            row.update(test_hit=test["sampled"]["hit@5"], test_ndcg=test["sampled"]["ndcg@5"],
+                       full_hit=test.get("full", {}).get("hit@5"))
+        if (run_dir / "agreement.json").exists():
+            row["agreement"] = json.loads((run_dir / "agreement.json").read_text())[
+                "ranking_agreement"]
+        rows.setdefault(run_dir.name, []).append(row)
+    print("| run | epochs (best) | s/epoch | valid HIT@5 | valid NDCG@5 | test HIT@5 | "
+          "test NDCG@5 | full HIT@5 | agreement |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for name, (row,) in rows.items():
+        print(f"| {name} | {row['epochs']} ({row['best_epoch']}) | {row['sec']:.0f} | "
+              f"{fmt(row['valid_hit'])} | {fmt(row['valid_ndcg'])} | {fmt(row.get('test_hit'))}"
+              f" | {fmt(row.get('test_ndcg'))} | {fmt(row.get('full_hit'))} | "
+              f"{'-' if 'agreement' not in row else format(row['agreement'], '.3f')} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="toys")
+    parser.add_argument("--variants", default="tuned")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/study"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if args.report:
+        report(args.out_dir)
+        return
+    torch.set_num_threads(args.threads)
+    run_all(args)
+
+
+if __name__ == "__main__":
+    main()
