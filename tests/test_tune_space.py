@@ -158,5 +158,6 @@ def test_the_shipped_example_space_is_valid():
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "tune_space_mgnm.toml"
     space = load_space(path)
     assert {p.name for p in space.params} == {"lr", "n_interests", "batch_size",
-                                              "interest_activation", "bilstm_mode", "loss"}
+                                              "interest_activation", "bilstm_mode", "loss",
+                                              "score_scale", "lr_schedule", "level_norm"}
     assert space.fixed["select_metric"] == "hit@5"
