@@ -29,6 +29,10 @@ VARIANTS: dict[str, dict] = {
     "paper": {},
     "paper-scale10-ssm": {"score_scale": 10.0, **SSM},
     "tuned": {"preset": "tuned"},
+    # the tuned preset with one of its changes taken back
+    "tuned-no-scale": {"preset": "tuned", "score_scale": 1.0},
+    "tuned-bce": {"preset": "tuned", "loss": "bce"},
+    # the tuned preset with one more change
     "tuned-lr3e-3-cosine": {"preset": "tuned", "lr": 3e-3, "lr_schedule": "cosine",
                             "lr_warmup_epochs": 0.5},
     "tuned-center-rescale": {"preset": "tuned", "level_norm": "center-rescale"},
