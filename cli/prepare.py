@@ -100,6 +100,7 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
             data_dir: Path | None, force: bool, **table: str | None) -> None:
     from mgnm_pyg.data.readers import read_interactions
     from mgnm_pyg.data.readers_checks import check_file
+    from mgnm_pyg.data.split_checks import split_sizes, split_warnings
     from mgnm_pyg.data.store import data_dir as default_data_dir
     from mgnm_pyg.data.store import prepare_cached
 
@@ -133,3 +134,5 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
     else:
         click.echo(f"Prepared dataset {name!r} in {root / name} ({elapsed:.1f} s).")
     print_card(dataset.card)
+    for warning in split_warnings(split_sizes(dataset)):
+        click.echo(f"Warning: {warning}.", err=True)

@@ -123,9 +123,13 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
                  ) -> tuple[dict[str, float], Path]:
     """Metrics of the run's model on ``split``, also written to ``eval_<split>_<protocol>.json``.
 
+    An empty ``split`` raises :class:`~mgnm_pyg.data.split_checks.EmptySplitError`.
     ``agreement_users > 0`` adds ``ranking_agreement``
     (:func:`~mgnm_pyg.personalization.ranking_agreement` over that many users).
     """
+    from mgnm_pyg.data.split_checks import require_records
+
+    require_records(run.dataset, split, "evaluate")
     config = run.config if batch_size is None else run.config.replace(eval_batch_size=batch_size)
     metrics = evaluate(run.model, run.dataset, split, protocol, ks, config, run.device,
                        progress=progress)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mgnm_pyg.data.split_checks import require_records
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.io import atomic_write_json, atomic_write_jsonl
 from mgnm_pyg.training import acceleration, distributed
@@ -50,6 +51,9 @@ RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_fu
 # The loss is read on the host (finiteness check, progress bar) every this many steps
 # and at the end of the epoch: a read waits for the GPU, so not every step.
 LOSS_CHECK_EVERY = 50
+# What each split is needed for; an empty one stops the run before its first epoch.
+SPLIT_PURPOSES = (("train", "train"), ("valid", "select the best epoch"),
+                  ("test", "report test metrics"))
 VALID_KS = (5,)
 TEST_KS = (5, 10, 20)
 
@@ -81,8 +85,10 @@ def stops_after(config: TrainConfig, epochs_done: int, bad_epochs: int) -> bool:
 
 def improves(value: float, best: float | None) -> bool:
     """Whether a validation ``value`` is a new best: strictly above ``best`` (None: the
-    first epoch). A tie is a bad epoch for :func:`stops_after`."""
-    return best is None or value > best
+    first epoch). A tie is a bad epoch for :func:`stops_after`; NaN is never a best."""
+    if math.isnan(value):
+        return False
+    return best is None or math.isnan(best) or value > best
 
 
 def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
@@ -259,6 +265,8 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until ``epochs`` or early stopping, then test the best checkpoint."""
+        for split, purpose in SPLIT_PURPOSES:
+            require_records(self.dataset, split, purpose)
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json",
@@ -322,6 +330,10 @@ class Trainer:
     def test(self) -> TrainResult:
         """Evaluate ``best.pt`` on the test split (sampled, and full if asked)."""
         cfg = self.config
+        if not self.state["best_epoch"]:
+            raise TrainingError(
+                f"no epoch had a finite validation {cfg.select_metric} (all NaN), so there is "
+                f"no best checkpoint to test; see {self.run_dir / 'metrics.jsonl'}")
         if distributed.is_main():  # the other ranks get rank 0's weights
             load_model_state(self.model, load_checkpoint(self.best_path), self.best_path)
         distributed.broadcast_module(self.model)
