@@ -16,7 +16,7 @@ import click
 from click.core import ParameterSource
 
 from mgnm_pyg.errors import MGNMError
-from mgnm_pyg.training.config import FIELDS, field_type
+from mgnm_pyg.training.config import FIELDS, ConfigError, check_value, field_type
 
 _CLICK_TYPES = {int: int, float: float, str: str}
 
@@ -25,11 +25,27 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _checked(name: str) -> Callable:
+    """A click callback checking an option's value with :func:`check_value` (the ranges
+    live in ``TrainConfig``); a bad value is a usage error naming the option."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            return check_value(name, value, where="", label=_flag(name))
+        except ConfigError as exc:
+            raise click.UsageError(str(exc), ctx=ctx) from None
+
+    return callback
+
+
 def config_option(name: str, **overrides: Any) -> Callable:
     """The click option of setting ``name`` (``--use-graph/--no-use-graph`` for booleans)."""
     f = FIELDS[name]
     meta, kind = f.metadata, field_type(name)
-    kwargs: dict[str, Any] = {"default": f.default, "show_default": True, "help": meta["help"]}
+    kwargs: dict[str, Any] = {"default": f.default, "show_default": True, "help": meta["help"],
+                              "callback": _checked(name)}
     if kind is bool:
         decls = [f"{_flag(name)}/--no-{name.replace('_', '-')}", name]
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mgnm_pyg.training.config import build_config, load_toml
+from mgnm_pyg.training.config import build_config, check_value, load_toml, option_flag
 
 from .options import config_options, explicit_options, user_errors
 
@@ -43,7 +43,8 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     if resume is not None:
         if out is not None:
             raise click.UsageError("--out and --resume exclude each other")
-        changes = {**(load_toml(config_file) if config_file else {}), **explicit}
+        given = {n: check_value(n, v, "command line", option_flag(n)) for n, v in explicit.items()}
+        changes = {**(load_toml(config_file) if config_file else {}), **given}
         trainer = Trainer.resume(resume, changes, progress=progress, echo=click.echo)
         trainer.echo(f"resuming {resume} after epoch {trainer.epoch}")
     else:
