@@ -94,6 +94,9 @@ def print_card(card: dict[str, Any]) -> None:
 @click.option("--rating-col", default=None, help="table: rating column [default: none]")
 @click.option("--sep", default=None,
               help="table: field separator [default: tab for .tsv, else comma]")
+@click.option("--mixed-ids", is_flag=True,
+              help="sequences: accept a few ids that are not integers among integer ids "
+                   "(by default such an id is reported as a likely typo).")
 @user_errors
 def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
             rating_threshold: float, k_core: int | None, eval_negatives: int, seed: int,
@@ -104,10 +107,15 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
     from mgnm_pyg.data.store import data_dir as default_data_dir
     from mgnm_pyg.data.store import prepare_cached
 
-    reader_options = {k: v for k, v in table.items() if v is not None}
-    if reader_options and fmt != "table":
-        flags = ", ".join("--" + k.replace("_", "-") for k in reader_options)
-        raise click.UsageError(f"{flags} only apply to the table format, not {fmt}")
+    mixed_ids = table.pop("mixed_ids")
+    reader_options: dict[str, Any] = {k: v for k, v in table.items() if v is not None}
+    if mixed_ids:
+        reader_options["mixed_ids"] = True
+    foreign = [k for k in reader_options if k not in FORMATS[fmt].options]
+    if foreign:
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        owner = "sequences" if foreign == ["mixed_ids"] else "table"
+        raise click.UsageError(f"{flags} only apply to the {owner} format, not {fmt}")
     name = _check_name(name if name is not None else _default_name(path))
     root = data_dir if data_dir is not None else default_data_dir()
 
