@@ -293,7 +293,10 @@ class Trainer:
 
     def _run_epochs(self) -> None:
         cfg = self.config
-        while not stops_after(cfg, self.epoch, self.state["bad_epochs"]):
+        # A model with nothing to train (popularity) is fitted by one pass, validated once.
+        fitted = self.optimizer is None
+        while not stops_after(cfg, self.epoch, self.state["bad_epochs"]) and not (
+                fitted and self.epoch >= 1):
             epoch = self.epoch + 1
             start = time.perf_counter()
             loss = self.train_epoch(epoch)
@@ -323,7 +326,10 @@ class Trainer:
             self._save(self.last_path)
             self._write_metrics_log()
             self._print_row(row, best)
-        if self.state["bad_epochs"] >= cfg.patience:
+        if fitted:
+            self.echo(f"{cfg.model} has no trainable parameters: fitted by one pass over the "
+                      f"training records and validated once")
+        elif self.state["bad_epochs"] >= cfg.patience:
             self.echo(f"early stop: no {cfg.select_metric} improvement for "
                       f"{cfg.patience} epoch(s)")
 
