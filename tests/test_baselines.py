@@ -13,7 +13,7 @@ from mgnm_pyg.training.checkpoint import checkpoint_path, load_checkpoint, save_
 from mgnm_pyg.training.config import TrainConfig
 from mgnm_pyg.training.losses import full_softmax_loss, training_loss
 from mgnm_pyg.training.recommend import recommend
-from mgnm_pyg.training.runs import evaluate_run, load_run
+from mgnm_pyg.training.runs import evaluate_run, load_run, stop_epoch
 from mgnm_pyg.training.trainer import Trainer
 
 BASELINES = ("pop", "gru4rec", "sasrec", "comirec-dr")
@@ -171,6 +171,16 @@ def test_pop_scores_are_the_training_counts(tiny, tmp_path):
     assert len(result.history) == 1 and trainer.epoch == 1
     assert len((result.run_dir / "metrics.jsonl").read_text().splitlines()) == 1
     assert torch.equal(load_checkpoint(trainer.last_path)["model"]["counts"], counts)
+    # the stopping-rule replay of reproduce agrees: the finished run is not continued
+    assert stop_epoch(result.run_dir, trainer.config) == 1
+
+
+def test_one_pass_models_have_no_trainable_parameters(tiny):
+    from mgnm_pyg.training.trainer import ONE_PASS_MODELS
+
+    for name in ONE_PASS_MODELS:
+        model = TrainConfig(model=name).build_model(tiny.n_users, tiny.n_items)
+        assert not any(p.requires_grad for p in model.parameters())
 
 
 def test_pop_says_it_was_fitted_once(tiny, tmp_path):

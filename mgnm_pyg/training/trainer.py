@@ -51,6 +51,9 @@ RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_fu
 # The loss is read on the host (finiteness check, progress bar) every this many steps
 # and at the end of the epoch: a read waits for the GPU, so not every step.
 LOSS_CHECK_EVERY = 50
+# Models without trainable parameters: one pass over the training records fits them
+# (popularity counts), so they are validated once and tested.
+ONE_PASS_MODELS = ("pop",)
 # What each split is needed for; an empty one stops the run before its first epoch.
 SPLIT_PURPOSES = (("train", "train"), ("valid", "select the best epoch"),
                   ("test", "report test metrics"))
@@ -79,7 +82,10 @@ class TrainResult:
 
 def stops_after(config: TrainConfig, epochs_done: int, bad_epochs: int) -> bool:
     """The stopping rule: ``config.epochs`` epochs done, or ``config.patience`` epochs
-    since the last better validation ``select_metric`` (``bad_epochs``)."""
+    since the last better validation ``select_metric`` (``bad_epochs``), or one epoch of
+    a model with nothing to train (:data:`ONE_PASS_MODELS`)."""
+    if config.model in ONE_PASS_MODELS and epochs_done >= 1:
+        return True
     return epochs_done >= config.epochs or bad_epochs >= config.patience
 
 
@@ -293,10 +299,7 @@ class Trainer:
 
     def _run_epochs(self) -> None:
         cfg = self.config
-        # A model with nothing to train (popularity) is fitted by one pass, validated once.
-        fitted = self.optimizer is None
-        while not stops_after(cfg, self.epoch, self.state["bad_epochs"]) and not (
-                fitted and self.epoch >= 1):
+        while not stops_after(cfg, self.epoch, self.state["bad_epochs"]):
             epoch = self.epoch + 1
             start = time.perf_counter()
             loss = self.train_epoch(epoch)
@@ -326,7 +329,7 @@ class Trainer:
             self._save(self.last_path)
             self._write_metrics_log()
             self._print_row(row, best)
-        if fitted:
+        if cfg.model in ONE_PASS_MODELS:
             self.echo(f"{cfg.model} has no trainable parameters: fitted by one pass over the "
                       f"training records and validated once")
         elif self.state["bad_epochs"] >= cfg.patience:
