@@ -24,10 +24,15 @@ from .options import config_options, explicit_options, user_errors
               help="TOML file of settings (keys named like the options); the command line wins.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar per epoch.")
+@click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0),
+              default=200, show_default=True,
+              help="At the end, the mean Spearman correlation between the full item rankings "
+                   "of this many test users (seeded; written to ranking_agreement.json), with "
+                   "a warning above 0.95; 0 skips it.")
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file: Path | None,
-          progress: bool, **_: object) -> None:
+          progress: bool, agreement_users: int, **_: object) -> None:
     """Train MGNM, or a baseline with --model, on a dataset (default: the synthetic demo data).
 
     Every epoch the training negatives are redrawn, the validation split is scored
@@ -36,6 +41,8 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     with the sampled and the full-ranking protocols. The run folder holds config.json,
     checkpoints/{best,last}.pt, metrics.jsonl and test_metrics.json.
     """
+    from mgnm_pyg.training import distributed
+    from mgnm_pyg.training.agreement import report_run
     from mgnm_pyg.training.checkpoint import checkpoint_path
     from mgnm_pyg.training.trainer import Trainer, TrainingInterrupted, default_run_dir
 
@@ -61,3 +68,7 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     except TrainingInterrupted as exc:
         click.echo(f"Stopped: {exc}", err=True)
         ctx.exit(130)
+    if agreement_users and distributed.is_main():
+        for line in report_run(trainer.run_dir, trainer.model, trainer.dataset, trainer.config,
+                               trainer.device, n_users=agreement_users):
+            click.echo(line, err=line.startswith("Warning"))

@@ -134,11 +134,12 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
     metrics = evaluate(run.model, run.dataset, split, protocol, ks, config, run.device,
                        progress=progress)
     if agreement_users:
-        from mgnm_pyg.personalization import ranking_agreement
+        from mgnm_pyg.training.agreement import measure
 
-        metrics["ranking_agreement"] = ranking_agreement(
-            run.model, run.dataset, split, n_users=agreement_users, max_len=config.max_len,
-            seed=config.seed, device=run.device)
+        value = measure(run.model, run.dataset, split, agreement_users, config.max_len,
+                        config.seed, run.device)
+        if value is not None:  # None: fewer than 2 users to compare
+            metrics["ranking_agreement"] = value
     out = run.run_dir / f"eval_{split}_{protocol}.json"
     atomic_write_json(out, {"checkpoint": str(run.checkpoint_path), "epoch": run.epoch,
                             "data": run.config.data, "split": split, "protocol": protocol,
