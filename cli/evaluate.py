@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from .options import config_option, data_override_option, run_dir_argument, user_errors
+from .options import (
+    config_option,
+    data_override_option,
+    progress_option,
+    run_dir_argument,
+    user_errors,
+)
 
 
 @click.command("evaluate")
@@ -29,9 +35,11 @@ from .options import config_option, data_override_option, run_dir_argument, user
                    "of this many users of the split (seeded; 1 = everyone gets the same order, "
                    "as popularity does), with a warning above 0.95; 0 skips it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@progress_option
 @user_errors
 def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data: str | None,
-             device: str, eval_batch_size: int, agreement_users: int, as_json: bool) -> None:
+             device: str, eval_batch_size: int, agreement_users: int, as_json: bool,
+             progress: bool) -> None:
     """Evaluate RUN_DIR/checkpoints/best.pt: GAUC, NDCG@K, HIT@K, MRR@K.
 
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
@@ -41,7 +49,8 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
 
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),
-                                batch_size=eval_batch_size, agreement_users=agreement_users)
+                                batch_size=eval_batch_size, agreement_users=agreement_users,
+                                progress=progress)
     if agreement_users and "ranking_agreement" in metrics:
         users = min(agreement_users, len(set(run.dataset.records[split].users.tolist())))
         lines = describe(metrics["ranking_agreement"], users, split, run.config.model)

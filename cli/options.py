@@ -8,6 +8,7 @@ command line, the TOML keys and ``config.json`` always agree.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,15 @@ run_dir_argument = click.argument(
 data_override_option = click.option(
     "--data", default=None, metavar="SPEC",
     help="Dataset to use (default: the run's own); it must have the run's users and items.")
+
+
+def _resolve_progress(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool:
+    return sys.stderr.isatty() if value is None else value
+
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None, callback=_resolve_progress,
+    help="Show progress bars (on stderr). [default: when stderr is a terminal]")
 
 
 def user_errors(func: Callable) -> Callable:

@@ -8,7 +8,7 @@ import click
 
 from mgnm_pyg.training.config import build_config, check_value, load_toml, option_flag
 
-from .options import config_options, explicit_options, user_errors
+from .options import config_options, explicit_options, progress_option, user_errors
 
 
 @click.command("train")
@@ -22,8 +22,7 @@ from .options import config_options, explicit_options, user_errors
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.toml",
               help="TOML file of settings (keys named like the options); the command line wins.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar per epoch.")
+@progress_option
 @click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0),
               default=200, show_default=True,
               help="At the end, the mean Spearman correlation between the full item rankings "
