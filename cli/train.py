@@ -23,6 +23,12 @@ from .options import config_options, explicit_options, progress_option, user_err
               default=None, metavar="FILE.toml",
               help="TOML file of settings (keys named like the options); the command line wins.")
 @progress_option
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Also log every epoch (loss and its parts, validation metrics, learning "
+                   "rate, times) to TensorBoard event files in DIR; needs the optional "
+                   "package: pip install 'mgnm-pyg[tensorboard]'. metrics.jsonl stays the "
+                   "record.")
 @click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0),
               default=200, show_default=True,
               help="At the end, the mean Spearman correlation between the full item rankings "
@@ -31,7 +37,8 @@ from .options import config_options, explicit_options, progress_option, user_err
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file: Path | None,
-          progress: bool, agreement_users: int, **_: object) -> None:
+          progress: bool, agreement_users: int, tensorboard_dir: Path | None,
+          **_: object) -> None:
     """Train MGNM, or a baseline with --model, on a dataset (default: the synthetic demo data).
 
     Every epoch the training negatives are redrawn, the validation split is scored
@@ -62,11 +69,20 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
         trainer = Trainer(config, run_dir, progress=progress, echo=click.echo)
         trainer.echo(f"training on {config.data} ({trainer.dataset.n_users} users, "
                      f"{trainer.dataset.n_items} items) on {trainer.device}; run folder {run_dir}")
+    logger = None
+    if tensorboard_dir is not None and distributed.is_main():
+        from mgnm_pyg.training.tracking import TensorBoardLogger
+
+        logger = TensorBoardLogger(tensorboard_dir, trainer.optimizer)
+        trainer.epoch_hooks.append(logger)
     try:
         trainer.fit()
     except TrainingInterrupted as exc:
         click.echo(f"Stopped: {exc}", err=True)
         ctx.exit(130)
+    finally:
+        if logger is not None:
+            logger.close()
     if agreement_users and distributed.is_main():
         for line in report_run(trainer.run_dir, trainer.model, trainer.dataset, trainer.config,
                                trainer.device, n_users=agreement_users):

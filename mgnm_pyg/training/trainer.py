@@ -133,6 +133,8 @@ class Trainer:
         self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
                                       "history": []}
         self._header_printed = False
+        # Called with each finished epoch's row, after metrics.jsonl is written.
+        self.epoch_hooks: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def best_path(self) -> Path:
@@ -328,6 +330,8 @@ class Trainer:
                 self._save(self.best_path)
             self._save(self.last_path)
             self._write_metrics_log()
+            for hook in self.epoch_hooks:
+                hook(row)
             self._print_row(row, best)
         if cfg.model in ONE_PASS_MODELS:
             self.echo(f"{cfg.model} has no trainable parameters: fitted by one pass over the "
