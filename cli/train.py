@@ -32,7 +32,7 @@ from .options import config_options, explicit_options, progress_option, user_err
 @click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0),
               default=200, show_default=True,
               help="At the end, the mean Spearman correlation between the full item rankings "
-                   "of this many test users (seeded; written to ranking_agreement.json), with "
+                   "of this many test users (seeded; written to personalization.json), with "
                    "a warning above 0.95; 0 skips it.")
 @click.pass_context
 @user_errors

@@ -29,7 +29,7 @@ def test_train_ends_with_the_ranking_agreement(tmp_path, model):
 
     out = ok(invoke("train", *FAST, "--model", model, "--ranking-agreement", "30",
                     "--out", tmp_path / "run"))
-    saved = json.loads((tmp_path / "run" / "ranking_agreement.json").read_text())
+    saved = json.loads((tmp_path / "run" / "personalization.json").read_text())
     run = load_run(tmp_path / "run", device="cpu")
     expected = ranking_agreement(run.model, run.dataset, "test", n_users=30,
                                  max_len=run.config.max_len, seed=run.config.seed)
@@ -48,4 +48,4 @@ def test_train_can_skip_it(tmp_path):
     out = ok(invoke("train", *FAST, "--model", "pop", "--ranking-agreement", "0",
                     "--out", tmp_path / "run"))
     assert "ranking agreement" not in out
-    assert not (tmp_path / "run" / "ranking_agreement.json").exists()
+    assert not (tmp_path / "run" / "personalization.json").exists()

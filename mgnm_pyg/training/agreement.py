@@ -43,11 +43,11 @@ def describe(value: float | None, n_users: int, split: str, model: str) -> list[
 
 def report_run(run_dir: str | Path, model: Any, dataset: Any, config: Any, device: Any,
                n_users: int = AGREEMENT_USERS, split: str = "test") -> list[str]:
-    """Measure a trained run, write ``RUN_DIR/ranking_agreement.json`` and return the
+    """Measure a trained run, write ``RUN_DIR/personalization.json`` and return the
     lines to show."""
     value = measure(model, dataset, split, n_users, config.max_len, config.seed, device)
     users = min(n_users, len(set(dataset.records[split].users.tolist())))
-    atomic_write_json(Path(run_dir) / "ranking_agreement.json",
+    atomic_write_json(Path(run_dir) / "personalization.json",
                       {"split": split, "users": users, "seed": config.seed,
                        "ranking_agreement": value, "same_ranking_above": SAME_RANKING})
     return describe(value, users, split, config.model)
