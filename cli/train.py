@@ -85,5 +85,6 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
             logger.close()
     if agreement_users and distributed.is_main():
         for line in report_run(trainer.run_dir, trainer.model, trainer.dataset, trainer.config,
-                               trainer.device, n_users=agreement_users):
+                               trainer.device, n_users=agreement_users,
+                               progress=trainer.progress):
             click.echo(line, err=line.startswith("Warning"))

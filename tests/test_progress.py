@@ -28,8 +28,9 @@ def test_train_shows_its_bar_only_when_asked(tmp_path, run):
 @pytest.mark.parametrize(("flag", "shown"), [(None, False), ("--progress", True),
                                               ("--no-progress", False)])
 def test_evaluate_bar(run, flag, shown):
-    args = ["evaluate", run, "--device", "cpu", "--ranking-agreement", "0"]
+    args = ["evaluate", run, "--device", "cpu", "--ranking-agreement", "100"]
     r = invoke(*args, *([flag] if flag else []))
     ok(r)
-    assert ("test (sampled)" in r.stderr) is shown, r.stderr
-    assert "test (sampled)" not in r.stdout
+    for bar in ("test (sampled)", "ranking agreement (test)"):
+        assert (bar in r.stderr) is shown, r.stderr
+        assert bar not in r.stdout

@@ -17,7 +17,7 @@ SAME_RANKING = 0.95
 
 
 def measure(model: Any, dataset: Any, split: str, n_users: int, max_len: int, seed: int,
-            device: Any) -> float | None:
+            device: Any, progress: bool = False) -> float | None:
     """The mean Spearman correlation between the full rankings of ``n_users`` users of
     ``split``; None when the split has fewer than 2 users (nothing to compare)."""
     from mgnm_pyg.personalization import ranking_agreement
@@ -25,7 +25,7 @@ def measure(model: Any, dataset: Any, split: str, n_users: int, max_len: int, se
     if len(set(dataset.records[split].users.tolist())) < 2 or dataset.n_items < 2:
         return None
     return ranking_agreement(model, dataset, split, n_users=n_users, max_len=max_len,
-                             seed=seed, device=device)
+                             seed=seed, device=device, progress=progress)
 
 
 def describe(value: float | None, n_users: int, split: str, model: str) -> list[str]:
@@ -42,10 +42,12 @@ def describe(value: float | None, n_users: int, split: str, model: str) -> list[
 
 
 def report_run(run_dir: str | Path, model: Any, dataset: Any, config: Any, device: Any,
-               n_users: int = AGREEMENT_USERS, split: str = "test") -> list[str]:
+               n_users: int = AGREEMENT_USERS, split: str = "test",
+               progress: bool = False) -> list[str]:
     """Measure a trained run, write ``RUN_DIR/personalization.json`` and return the
     lines to show."""
-    value = measure(model, dataset, split, n_users, config.max_len, config.seed, device)
+    value = measure(model, dataset, split, n_users, config.max_len, config.seed, device,
+                    progress)
     users = min(n_users, len(set(dataset.records[split].users.tolist())))
     atomic_write_json(Path(run_dir) / "personalization.json",
                       {"split": split, "users": users, "seed": config.seed,

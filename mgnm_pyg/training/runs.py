@@ -137,7 +137,7 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
         from mgnm_pyg.training.agreement import measure
 
         value = measure(run.model, run.dataset, split, agreement_users, config.max_len,
-                        config.seed, run.device)
+                        config.seed, run.device, progress)
         if value is not None:  # None: fewer than 2 users to compare
             metrics["ranking_agreement"] = value
     out = run.run_dir / f"eval_{split}_{protocol}.json"
