@@ -34,3 +34,11 @@ def test_evaluate_bar(run, flag, shown):
     for bar in ("test (sampled)", "ranking agreement (test)"):
         assert (bar in r.stderr) is shown, r.stderr
         assert bar not in r.stdout
+
+
+@pytest.mark.parametrize(("flag", "shown"), [(None, False), ("--progress", True)])
+def test_visualize_compare_bar(run, tmp_path, flag, shown):
+    r = invoke("visualize", "compare", run, "--device", "cpu", "--out", tmp_path / "c.png",
+               *([flag] if flag else []))
+    ok(r)
+    assert ("test (sampled)" in r.stderr) is shown, r.stderr
