@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import click
 from mgnm_pyg.cli.options import user_errors
 
 from mgnm_pyg.data.readers import FORMATS
+from mgnm_pyg.training.config import SEED_MAX
 
 _FORMAT_HELP = "\n".join(f"  {name:15} {spec.description}" for name, spec in FORMATS.items())
 
@@ -28,6 +30,12 @@ def _check_name(name: str) -> str:
             f"{name!r} cannot be a folder name; use letters, digits, '-', '_' or '.'",
             param_hint="--name")
     return name
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number; got {value}")
+    return value
 
 
 def _step(message: str) -> float:
@@ -78,12 +86,13 @@ def print_card(card: dict[str, Any]) -> None:
 @click.option("--max-len", type=click.IntRange(min=1), default=100, show_default=True,
               help="Longest history a record keeps.")
 @click.option("--rating-threshold", type=float, default=2.0, show_default=True,
+              callback=_finite,
               help="Positives are ratings above this (rows without a rating are kept).")
 @click.option("--k-core", type=click.IntRange(min=1), default=None,
               help="Keep only users and items with at least this many interactions.")
 @click.option("--eval-negatives", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Sampled negatives per validation/test record (drawn once, persisted).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True,
               help="Seed of the evaluation-candidate draw.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where prepared datasets live [default: $MGNM_DATA_DIR or ./datasets]")

@@ -84,3 +84,26 @@ def test_no_option_value_gives_a_traceback(values, model):
     assert r.exit_code in (0, 1, 2), (args, r.output, r.exception)
     assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
     assert "Traceback" not in r.output
+
+
+PREPARE_NUMERIC = ("--max-len", "--k-core", "--eval-negatives", "--seed", "--rating-threshold")
+SEQUENCES = "".join(f"{u} " + " ".join(str(10 + (u * 7 + j) % 15) for j in range(6)) + "\n"
+                    for u in range(1, 13))
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(PREPARE_NUMERIC), VALUE, min_size=1, max_size=3))
+@example({"--seed": "-1"})
+@example({"--rating-threshold": "nan"})
+def test_no_prepare_option_value_gives_a_traceback(tmp_path, values):
+    path = tmp_path / "s.txt"
+    path.write_text(SEQUENCES)
+    args = ["prepare", "sequences", path, "--data-dir", tmp_path / "ds", "--force"]
+    for flag, value in values.items():
+        args += [flag, value]
+    r = invoke(*args)
+    assert r.exit_code in (0, 1, 2), (args, r.output, r.exception)
+    assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+    assert "Traceback" not in r.output
