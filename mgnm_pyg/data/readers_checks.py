@@ -271,5 +271,5 @@ def check_integer_ids(lines: pl.DataFrame, path: Path) -> None:
         column = [m.start() for m in re.finditer(r"\S+", first["text"])][first["index"]] + 1
         raise DataFormatError(
             path, f"{role} id {first['tokens']!r} is not an integer, while {n_int:,} of the "
-            f"file's {ids.height:,} {role} ids are ({n_other:,} are not); a typo? Pass "
+            f"file's {ids.height:,} {role} ids are; a typo? Pass "
             f"--mixed-ids if ids may be strings", line=int(first["line"]), column=column)

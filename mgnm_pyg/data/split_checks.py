@@ -16,7 +16,7 @@ from mgnm_pyg.errors import MGNMError
 # Fewer evaluation records than this and a metric moves by 5 points or more per record.
 TINY_SPLIT = 20
 
-_ROLE = {"train": "training", "valid": "validation", "test": "test"}
+_ROLE = {"train": "training", "valid": "validation", "test": "testing"}
 _ADVICE = ("each user needs several interactions for a record to reach it (per-user 7:1:2: "
            "6 or more interactions; leave-one-out: 4 or more); prepare more data, or use "
            "--split leave-one-out")
