@@ -258,7 +258,7 @@ def check_integer_ids(lines: pl.DataFrame, path: Path) -> None:
     whitespace-separated tokens: user first, then items). Users and items are judged
     apart: integer users with string items are fine.
     """
-    tokens = lines.select("line", "text", pl.col("tokens")).with_columns(
+    tokens = lines.select("line", "tokens").with_columns(
         index=pl.int_ranges(0, pl.col("tokens").list.len())).explode("tokens", "index")
     roles = (("user", pl.col("index") == 0), ("item", pl.col("index") > 0))
     for role, rows in roles:
@@ -268,7 +268,8 @@ def check_integer_ids(lines: pl.DataFrame, path: Path) -> None:
         if n_other == 0 or n_int < INTEGER_IDS_MIN or n_other >= STRAY_ID_SHARE * ids.height:
             continue
         first = ids.filter(~numeric).row(0, named=True)
-        column = [m.start() for m in re.finditer(r"\S+", first["text"])][first["index"]] + 1
+        text = lines.filter(pl.col("line") == first["line"])["text"][0]
+        column = [m.start() for m in re.finditer(r"\S+", text)][first["index"]] + 1
         raise DataFormatError(
             path, f"{role} id {first['tokens']!r} is not an integer, while {n_int:,} of the "
             f"file's {ids.height:,} {role} ids are; a typo? Pass "
