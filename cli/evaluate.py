@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import click
-from mgnm_pyg.cli.options import config_option, data_override_option, run_dir_argument, user_errors
+from mgnm_pyg.cli.options import (
+    config_option,
+    data_override_option,
+    progress_option,
+    run_dir_argument,
+    user_errors,
+)
 
 
 @click.command("evaluate")
@@ -22,26 +28,35 @@ from mgnm_pyg.cli.options import config_option, data_override_option, run_dir_ar
 @data_override_option
 @config_option("device")
 @config_option("eval_batch_size")
-@click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0), default=0,
+@click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0), default=200,
               show_default=True,
               help="Also report the mean Spearman correlation between the full item rankings "
-                   "of this many users of the split (1 = everyone gets the same order, as "
-                   "popularity does); 0 skips it.")
+                   "of this many users of the split (seeded; 1 = everyone gets the same order, "
+                   "as popularity does), with a warning above 0.95; 0 skips it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@progress_option
 @user_errors
 def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data: str | None,
-             device: str, eval_batch_size: int, agreement_users: int, as_json: bool) -> None:
+             device: str, eval_batch_size: int, agreement_users: int, as_json: bool,
+             progress: bool) -> None:
     """Evaluate RUN_DIR/checkpoints/best.pt: GAUC, NDCG@K, HIT@K, MRR@K.
 
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
     """
+    from mgnm_pyg.inference.agreement import describe
     from mgnm_pyg.inference.evaluate import evaluate_run
     from mgnm_pyg.training.evaluation import metric_names
     from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),
-                                batch_size=eval_batch_size, agreement_users=agreement_users)
+                                batch_size=eval_batch_size, agreement_users=agreement_users,
+                                progress=progress)
+    if agreement_users and "ranking_agreement" in metrics:
+        users = min(agreement_users, len(set(run.dataset.records[split].users.tolist())))
+        lines = describe(metrics["ranking_agreement"], users, split, run.config.model)
+        for line in lines[1:]:  # the warning; the value is among the metrics
+            click.echo(line, err=True)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
         return

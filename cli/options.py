@@ -8,6 +8,7 @@ command line, the TOML keys and ``config.json`` always agree.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,23 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _checked(name: str) -> Callable:
+    """A click callback checking an option's value with ``check_value`` (the ranges live
+    in ``TrainConfig``); a bad value is a usage error naming the option."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        from mgnm_pyg.training.config import ConfigError, check_value
+
+        if value is None:
+            return value
+        try:
+            return check_value(name, value, where="", label=_flag(name))
+        except ConfigError as exc:
+            raise click.UsageError(str(exc), ctx=ctx) from None
+
+    return callback
+
+
 def config_option(name: str, negatable: bool = True, **overrides: Any) -> Callable:
     """The click option of setting ``name`` (``--use-graph/--no-use-graph`` for booleans;
     a plain ``--amp`` flag with ``negatable=False``)."""
@@ -34,7 +52,8 @@ def config_option(name: str, negatable: bool = True, **overrides: Any) -> Callab
 
     f = FIELDS[name]
     meta, kind = f.metadata, field_type(name)
-    kwargs: dict[str, Any] = {"default": f.default, "show_default": True, "help": meta["help"]}
+    kwargs: dict[str, Any] = {"default": f.default, "show_default": True, "help": meta["help"],
+                              "callback": _checked(name)}
     if kind is bool and not negatable:
         decls = [_flag(name), name]
         kwargs.update(is_flag=True, show_default=False)
@@ -75,6 +94,15 @@ run_dir_argument = click.argument(
 data_override_option = click.option(
     "--data", default=None, metavar="SPEC",
     help="Dataset to use (default: the run's own); it must have the run's users and items.")
+
+
+def _resolve_progress(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool:
+    return sys.stderr.isatty() if value is None else value
+
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None, callback=_resolve_progress,
+    help="Show progress bars (on stderr). [default: when stderr is a terminal]")
 
 
 def user_errors(func: Callable) -> Callable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import click
 from mgnm_pyg.cli.options import user_errors
 
 from mgnm_pyg.data.readers import FORMATS
+from mgnm_pyg.training.config import SEED_MAX
 
 _FORMAT_HELP = "\n".join(f"  {name:15} {spec.description}" for name, spec in FORMATS.items())
 
@@ -28,6 +30,12 @@ def _check_name(name: str) -> str:
             f"{name!r} cannot be a folder name; use letters, digits, '-', '_' or '.'",
             param_hint="--name")
     return name
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number; got {value}")
+    return value
 
 
 def _step(message: str) -> float:
@@ -78,12 +86,13 @@ def print_card(card: dict[str, Any]) -> None:
 @click.option("--max-len", type=click.IntRange(min=1), default=100, show_default=True,
               help="Longest history a record keeps.")
 @click.option("--rating-threshold", type=float, default=2.0, show_default=True,
+              callback=_finite,
               help="Positives are ratings above this (rows without a rating are kept).")
 @click.option("--k-core", type=click.IntRange(min=1), default=None,
               help="Keep only users and items with at least this many interactions.")
 @click.option("--eval-negatives", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Sampled negatives per validation/test record (drawn once, persisted).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True,
               help="Seed of the evaluation-candidate draw.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where prepared datasets live [default: $MGNM_DATA_DIR or ./datasets]")
@@ -94,19 +103,28 @@ def print_card(card: dict[str, Any]) -> None:
 @click.option("--rating-col", default=None, help="table: rating column [default: none]")
 @click.option("--sep", default=None,
               help="table: field separator [default: tab for .tsv, else comma]")
+@click.option("--mixed-ids", is_flag=True,
+              help="sequences: accept a few ids that are not integers among integer ids "
+                   "(by default such an id is reported as a likely typo).")
 @user_errors
 def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
             rating_threshold: float, k_core: int | None, eval_negatives: int, seed: int,
             data_dir: Path | None, force: bool, **table: str | None) -> None:
     from mgnm_pyg.data.readers import read_interactions
     from mgnm_pyg.data.readers_checks import check_file
+    from mgnm_pyg.data.split_checks import split_sizes, split_warnings
     from mgnm_pyg.data.store import data_dir as default_data_dir
     from mgnm_pyg.data.store import prepare_cached
 
-    reader_options = {k: v for k, v in table.items() if v is not None}
-    if reader_options and fmt != "table":
-        flags = ", ".join("--" + k.replace("_", "-") for k in reader_options)
-        raise click.UsageError(f"{flags} only apply to the table format, not {fmt}")
+    mixed_ids = table.pop("mixed_ids")
+    reader_options: dict[str, Any] = {k: v for k, v in table.items() if v is not None}
+    if mixed_ids:
+        reader_options["mixed_ids"] = True
+    foreign = [k for k in reader_options if k not in FORMATS[fmt].options]
+    if foreign:
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        owner = "sequences" if foreign == ["mixed_ids"] else "table"
+        raise click.UsageError(f"{flags} only apply to the {owner} format, not {fmt}")
     name = _check_name(name if name is not None else _default_name(path))
     root = data_dir if data_dir is not None else default_data_dir()
 
@@ -133,3 +151,5 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
     else:
         click.echo(f"Prepared dataset {name!r} in {root / name} ({elapsed:.1f} s).")
     print_card(dataset.card)
+    for warning in split_warnings(split_sizes(dataset)):
+        click.echo(f"Warning: {warning}.", err=True)

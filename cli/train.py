@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from mgnm_pyg.cli.options import config_options, explicit_options, user_errors
+from mgnm_pyg.cli.options import config_options, explicit_options, progress_option, user_errors
 
-from mgnm_pyg.training.config import build_config, load_toml
+from mgnm_pyg.training.config import build_config, check_value, load_toml, option_flag
 
 
 @click.command("train")
@@ -24,12 +24,23 @@ from mgnm_pyg.training.config import build_config, load_toml
 @click.option("--preset", default=None, metavar="NAME",
               help="Packaged settings to start from: paper (the defaults) or tuned (the "
                    "project's recommended MGNM); --config and the command line win over it.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar per epoch.")
+@progress_option
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Also log every epoch (loss and its parts, validation metrics, learning "
+                   "rate, times) to TensorBoard event files in DIR; needs the optional "
+                   "package: pip install 'mgnm-pyg[tensorboard]'. metrics.jsonl stays the "
+                   "record.")
+@click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0),
+              default=200, show_default=True,
+              help="At the end, the mean Spearman correlation between the full item rankings "
+                   "of this many test users (seeded; written to personalization.json), with "
+                   "a warning above 0.95; 0 skips it.")
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file: Path | None,
-          preset: str | None, progress: bool, **_: object) -> None:
+          preset: str | None, progress: bool, agreement_users: int,
+          tensorboard_dir: Path | None, **_: object) -> None:
     """Train MGNM, or a baseline with --model, on a dataset (default: the synthetic demo data).
 
     Every epoch the training negatives are redrawn, the validation split is scored
@@ -38,6 +49,8 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     with the sampled and the full-ranking protocols. The run folder holds config.json,
     checkpoints/{best,last}.pt, metrics.jsonl and test_metrics.json.
     """
+    from mgnm_pyg.inference.agreement import report_run
+    from mgnm_pyg.training import distributed
     from mgnm_pyg.training.checkpoint import checkpoint_path
     from mgnm_pyg.training.trainer import Trainer, TrainingInterrupted, default_run_dir
 
@@ -46,7 +59,8 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
         if out is not None or preset is not None:
             raise click.UsageError("--resume continues a run as it was: it takes neither "
                                    "--out nor --preset")
-        changes = {**(load_toml(config_file) if config_file else {}), **explicit}
+        given = {n: check_value(n, v, "command line", option_flag(n)) for n, v in explicit.items()}
+        changes = {**(load_toml(config_file) if config_file else {}), **given}
         trainer = Trainer.resume(resume, changes, progress=progress, echo=click.echo)
         trainer.echo(f"resuming {resume} after epoch {trainer.epoch}")
     else:
@@ -58,8 +72,22 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
         trainer = Trainer(config, run_dir, progress=progress, echo=click.echo)
         trainer.echo(f"training on {config.data} ({trainer.dataset.n_users} users, "
                      f"{trainer.dataset.n_items} items) on {trainer.device}; run folder {run_dir}")
+    logger = None
+    if tensorboard_dir is not None and distributed.is_main():
+        from mgnm_pyg.training.tracking import TensorBoardLogger
+
+        logger = TensorBoardLogger(tensorboard_dir, trainer.optimizer)
+        trainer.epoch_hooks.append(logger)
     try:
         trainer.fit()
     except TrainingInterrupted as exc:
         click.echo(f"Stopped: {exc}", err=True)
         ctx.exit(130)
+    finally:
+        if logger is not None:
+            logger.close()
+    if agreement_users and distributed.is_main():
+        for line in report_run(trainer.run_dir, trainer.model, trainer.dataset, trainer.config,
+                               trainer.device, n_users=agreement_users,
+                               progress=trainer.progress):
+            click.echo(line, err=line.startswith("Warning"))

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from mgnm_pyg.cli.options import config_option, data_override_option, run_dir_argument, user_errors
+from mgnm_pyg.cli.options import (
+    config_option,
+    data_override_option,
+    progress_option,
+    run_dir_argument,
+    user_errors,
+)
 
 
 def _output_options(func: Callable) -> Callable:
@@ -156,9 +162,10 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
                    "of the levels (slow on big data).")
 @config_option("device")
 @_output_options
+@progress_option
 @user_errors
 def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: bool, device: str,
-            out: Path | None, fmt: str | None, dpi: int) -> None:
+            out: Path | None, fmt: str | None, dpi: int, progress: bool) -> None:
     """Several runs: a metric against L, against K, and by pooling.
 
     Settings come from each run's config.json and the metric from its test_metrics.json;
@@ -172,7 +179,8 @@ def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: boo
     if pooling:
         pooled = {}
         for run in run_dirs:
-            pooled[str(run)] = values = pooling_comparison(run, metric, protocol, device)
+            pooled[str(run)] = values = pooling_comparison(run, metric, protocol, device,
+                                                           progress=progress)
             click.echo(f"{run}: {metric} max-pooled {values['max']:.4f}, "
                        f"sum-pooled {values['sum']:.4f}")
     fig = compare_figure(rows, pooled, metric, protocol)

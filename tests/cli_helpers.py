@@ -19,6 +19,12 @@ def ok(r: Result) -> str:
     return r.output
 
 
+def ok_stdout(r: Result) -> str:
+    """Like :func:`ok`, but only what went to stdout (warnings go to stderr)."""
+    ok(r)
+    return r.stdout
+
+
 def failed(r: Result, *needles: str) -> str:
     """A clean user error: exit code 1, each of ``needles`` in the message, no traceback."""
     assert r.exit_code == 1, r.output

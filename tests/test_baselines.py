@@ -15,6 +15,7 @@ from mgnm_pyg.models.loss import full_softmax_loss, training_loss
 from mgnm_pyg.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from mgnm_pyg.training.config import TrainConfig
 from mgnm_pyg.training.saved_run import load_run
+from mgnm_pyg.training.stopping import stop_epoch
 from mgnm_pyg.training.trainer import Trainer
 
 BASELINES = ("pop", "gru4rec", "sasrec", "comirec-dr")
@@ -160,21 +161,39 @@ def train(tiny, tmp_path, name, **settings):
 
 
 def test_pop_scores_are_the_training_counts(tiny, tmp_path):
-    trainer, result = train(tiny, tmp_path, "pop")
+    trainer, result = train(tiny, tmp_path, "pop", epochs=5, patience=5)
     model = trainer.model
     assert trainer.optimizer is None and sum(p.numel() for p in model.parameters()) == 0
     counts = torch.from_numpy(hand_counts(tiny))
     everything = torch.arange(tiny.n_items + 1)
     scores = model.predict(torch.tensor([0]), torch.tensor([[1]]), everything)[0]
-    # the trainer tested the best epoch, the first: one pass of counting
-    assert result.best_epoch == 1 and torch.equal(model.counts, counts)
     torch.testing.assert_close(scores.double() * counts.sum(), counts.double())
-    # the second epoch counted everything twice; frequencies, so the same scores
-    model.load_state_dict(load_checkpoint(trainer.last_path)["model"])
-    assert torch.equal(model.counts, 2 * counts)
-    assert torch.equal(model.predict(torch.tensor([0]), torch.tensor([[1]]), everything)[0],
-                       scores)
-    assert result.history[0]["valid"] == result.history[1]["valid"]
+    # nothing to train: fitted by one counting pass, validated once, then tested
+    assert result.best_epoch == 1 and torch.equal(model.counts, counts)
+    assert len(result.history) == 1 and trainer.epoch == 1
+    assert len((result.run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    assert torch.equal(load_checkpoint(trainer.last_path)["model"]["counts"], counts)
+    # the stopping-rule replay of reproduce agrees: the finished run is not continued
+    assert stop_epoch(result.run_dir, trainer.config) == 1
+
+
+def test_one_pass_models_have_no_trainable_parameters(tiny):
+    from mgnm_pyg.training.stopping import ONE_PASS_MODELS
+
+    for name in ONE_PASS_MODELS:
+        model = TrainConfig(model=name).build_model(tiny.n_users, tiny.n_items)
+        assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_pop_says_it_was_fitted_once(tiny, tmp_path):
+    lines: list[str] = []
+    cfg = TrainConfig(data="synthetic:tiny", model="pop", epochs=4, device="cpu",
+                      eval_full=False)
+    Trainer(cfg, tmp_path / "pop", dataset=tiny, progress=False, echo=lines.append).fit()
+    assert "pop has no trainable parameters: fitted by one pass over the training records " \
+           "and validated once" in lines
+    assert sum(line.lstrip().startswith("1 ") for line in lines) == 1
+    assert not any(line.lstrip().startswith("2 ") for line in lines)
 
 
 @pytest.mark.parametrize(("name", "loss"), [("gru4rec", "bce"), ("sasrec", "bce"),

@@ -84,7 +84,7 @@ def test_valid_csv_round_trips(tmp_path, records):
 def test_valid_sequences_round_trip(tmp_path, users):
     path = tmp_path / "seq.txt"
     path.write_text("".join(f"{u} {' '.join(items)}\n" for u, items in users))
-    df = check("sequences", path)
+    df = check("sequences", path, mixed_ids=True)
     assert df is not None
     want = [(u, i) for u, items in users for i in items]
     assert [tuple(r) for r in df.select("user", "item").iter_rows()] == want

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from cli_helpers import failed, invoke, ok
+from cli_helpers import failed, invoke, ok, ok_stdout
 
 # A small model so that the whole file runs in seconds on a busy CPU.
 FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "2", "--n-layers", "1",
@@ -55,7 +55,8 @@ def test_evaluate_reproduces_the_training_metrics(run_dir):
     valid = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["valid"]
     for name, value in valid.items():
         assert saved["metrics"][name] == pytest.approx(value, abs=1e-6)
-    out = ok(invoke("evaluate", run_dir, "--protocol", "full", "--json", "--device", "cpu"))
+    out = ok_stdout(invoke("evaluate", run_dir, "--protocol", "full", "--json", "--device",
+                           "cpu"))
     full = json.loads(out)
     test = json.loads((run_dir / "test_metrics.json").read_text())["full"]
     assert full["ndcg@5"] == pytest.approx(test["ndcg@5"], abs=1e-6)
@@ -66,13 +67,18 @@ def test_evaluate_reports_the_ranking_agreement_on_request(run_dir):
     from mgnm_pyg.insight.personalization import ranking_agreement
     from mgnm_pyg.training.saved_run import load_run
 
-    out = json.loads(ok(invoke("evaluate", run_dir, "--ranking-agreement", "12", "--json",
+    out = json.loads(ok_stdout(invoke("evaluate", run_dir, "--ranking-agreement", "12", "--json",
                                "--device", "cpu")))
     run = load_run(run_dir, device="cpu")
     expected = ranking_agreement(run.model, run.dataset, "test", n_users=12,
                                  max_len=run.config.max_len, seed=run.config.seed)
     assert out["ranking_agreement"] == pytest.approx(expected)
-    assert "ranking_agreement" not in json.loads(ok(invoke("evaluate", run_dir, "--json")))
+    default = json.loads(ok_stdout(invoke("evaluate", run_dir, "--json", "--device", "cpu")))
+    assert default["ranking_agreement"] == pytest.approx(ranking_agreement(
+        run.model, run.dataset, "test", n_users=200, max_len=run.config.max_len,
+        seed=run.config.seed))
+    skipped = ok(invoke("evaluate", run_dir, "--json", "--ranking-agreement", "0"))
+    assert "ranking_agreement" not in json.loads(skipped)
 
 
 def _reference_top(run_dir, user: str, k: int) -> list[str]:

@@ -128,8 +128,13 @@ def read_amazon_json(path: Path, plain: Path) -> pl.DataFrame:
     return checks.finalize(df.with_row_index("row"), path, line_offset=None, time_scale=scale)
 
 
-def read_sequences(path: Path, plain: Path) -> pl.DataFrame:
-    """One user per line: ``user item item ...`` in chronological order, no time."""
+def read_sequences(path: Path, plain: Path, mixed_ids: bool = False) -> pl.DataFrame:
+    """One user per line: ``user item item ...`` in chronological order, no time.
+
+    Unless ``mixed_ids``, a file whose user (or item) ids are nearly all integers may not
+    hold a few that are not: such an id is almost surely a typo
+    (:func:`~mgnm_pyg.data.readers_checks.check_integer_ids`).
+    """
     data = plain.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -151,6 +156,8 @@ def read_sequences(path: Path, plain: Path) -> pl.DataFrame:
             path, f"expected a user id followed by at least one item id, found "
             f"{lonely['text'][0].strip()!r}", line=int(lonely["line"][0]),
         )
+    if not mixed_ids:
+        checks.check_integer_ids(lines, path)
     return lines.select(
         user=pl.col("tokens").list.first(), item=pl.col("tokens").list.slice(1)
     ).explode("item").select(
@@ -250,7 +257,8 @@ FORMATS: dict[str, ReaderFormat] = {
     "amazon-json": ReaderFormat(
         read_amazon_json, "Amazon review JSON lines (2014, 2018 or 2023; plain or .gz)"),
     "sequences": ReaderFormat(
-        read_sequences, "one user per line: `user item item ...`, oldest first, no times"),
+        read_sequences, "one user per line: `user item item ...`, oldest first, no times",
+        ("mixed_ids",)),
     "recbole": ReaderFormat(
         read_recbole, "RecBole atomic .inter file (tab-separated, user_id:token header)"),
     "table": ReaderFormat(

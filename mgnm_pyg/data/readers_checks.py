@@ -12,6 +12,7 @@ import csv
 import gzip
 import itertools
 import math
+import re
 import shutil
 import tempfile
 import zlib
@@ -240,3 +241,36 @@ def is_finite_number(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return not isinstance(value, float) or math.isfinite(value)
+
+
+# A file is "integer ids" when at least this many of its ids are integers and the others
+# are fewer than this share of them; one that is not an integer is then reported.
+INTEGER_IDS_MIN = 5
+STRAY_ID_SHARE = 0.1
+_INTEGER = r"^[0-9]+$"
+
+
+def check_integer_ids(lines: pl.DataFrame, path: Path) -> None:
+    """Raise :class:`DataFormatError` (file, line, character column) at the first id that
+    is not an integer in a ``sequences`` file whose ids are otherwise integers.
+
+    ``lines`` has the columns ``line`` (1-based number), ``text`` and ``tokens`` (the
+    whitespace-separated tokens: user first, then items). Users and items are judged
+    apart: integer users with string items are fine.
+    """
+    tokens = lines.select("line", "tokens").with_columns(
+        index=pl.int_ranges(0, pl.col("tokens").list.len())).explode("tokens", "index")
+    roles = (("user", pl.col("index") == 0), ("item", pl.col("index") > 0))
+    for role, rows in roles:
+        ids = tokens.filter(rows)
+        numeric = ids["tokens"].str.contains(_INTEGER)
+        n_int, n_other = int(numeric.sum()), int((~numeric).sum())
+        if n_other == 0 or n_int < INTEGER_IDS_MIN or n_other >= STRAY_ID_SHARE * ids.height:
+            continue
+        first = ids.filter(~numeric).row(0, named=True)
+        text = lines.filter(pl.col("line") == first["line"])["text"][0]
+        column = [m.start() for m in re.finditer(r"\S+", text)][first["index"]] + 1
+        raise DataFormatError(
+            path, f"{role} id {first['tokens']!r} is not an integer, while {n_int:,} of the "
+            f"file's {ids.height:,} {role} ids are; a typo? Pass "
+            f"--mixed-ids if ids may be strings", line=int(first["line"]), column=column)

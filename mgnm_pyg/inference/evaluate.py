@@ -15,18 +15,23 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
                  ) -> tuple[dict[str, float], Path]:
     """Metrics of the run's model on ``split``, also written to ``eval_<split>_<protocol>.json``.
 
+    An empty ``split`` raises :class:`~mgnm_pyg.data.split_checks.EmptySplitError`.
     ``agreement_users > 0`` adds ``ranking_agreement``
     (:func:`~mgnm_pyg.insight.personalization.ranking_agreement` over that many users).
     """
+    from mgnm_pyg.data.split_checks import require_records
+
+    require_records(run.dataset, split, "evaluate")
     config = run.config if batch_size is None else run.config.replace(eval_batch_size=batch_size)
     metrics = evaluate(run.model, run.dataset, split, protocol, ks, config, run.device,
                        progress=progress)
     if agreement_users:
-        from mgnm_pyg.insight.personalization import ranking_agreement
+        from mgnm_pyg.inference.agreement import measure
 
-        metrics["ranking_agreement"] = ranking_agreement(
-            run.model, run.dataset, split, n_users=agreement_users, max_len=config.max_len,
-            seed=config.seed, device=run.device)
+        value = measure(run.model, run.dataset, split, agreement_users, config.max_len,
+                        config.seed, run.device, progress)
+        if value is not None:  # None: fewer than 2 users to compare
+            metrics["ranking_agreement"] = value
     out = run.run_dir / f"eval_{split}_{protocol}.json"
     atomic_write_json(out, {"checkpoint": str(run.checkpoint_path), "epoch": run.epoch,
                             "data": run.config.data, "split": split, "protocol": protocol,

@@ -234,13 +234,14 @@ def run_summary(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sa
 
 
 def pooling_comparison(run_dir: str | Path, metric: str = "ndcg@5", protocol: str = "sampled",
-                       device: str = "auto", datasets: dict[tuple, Any] | None = None
-                       ) -> dict[str, float]:
+                       device: str = "auto", datasets: dict[tuple, Any] | None = None,
+                       progress: bool = False) -> dict[str, float]:
     """The run's test ``metric`` with the levels max-pooled and sum-pooled at inference.
 
     The run's best checkpoint is evaluated twice, once with each ``level_pooling``
     (Eq. 15 or the "w/o MaxPool" sum); the weights are the same. ``datasets`` is
     :func:`~mgnm_pyg.training.build.load_data`'s cache, for comparing many runs.
+    ``progress`` shows the evaluations' bars.
     """
     from mgnm_pyg.training.evaluation import evaluate
     from mgnm_pyg.training.saved_run import load_run
@@ -257,7 +258,7 @@ def pooling_comparison(run_dir: str | Path, metric: str = "ndcg@5", protocol: st
         for pooling in ("max", "sum"):
             run.model.level_pooling = pooling
             values = evaluate(run.model, run.dataset, "test", protocol, ks, run.config,
-                              run.device)
+                              run.device, progress=progress)
             if metric not in values:
                 raise MGNMError(f"unknown metric {metric!r}; the evaluation gives "
                                 f"{', '.join(sorted(values))}")

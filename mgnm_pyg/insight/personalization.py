@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 __all__ = ["rank_correlation_matrix", "ranking_agreement"]
 
@@ -34,7 +35,8 @@ def rank_correlation_matrix(scores: Tensor) -> Tensor:
 @torch.no_grad()
 def ranking_agreement(model: torch.nn.Module, dataset: Any, split: str = "test",
                       n_users: int = 200, max_len: int = 100, seed: int = 0,
-                      batch_size: int = 50, device: torch.device | str = "cpu") -> float:
+                      batch_size: int = 50, device: torch.device | str = "cpu",
+                      progress: bool = False) -> float:
     r"""Mean Spearman correlation between the full item rankings of pairs of users.
 
     ``n_users`` distinct users of ``split`` are drawn with ``seed`` (one record each, its
@@ -42,7 +44,7 @@ def ranking_agreement(model: torch.nn.Module, dataset: Any, split: str = "test",
     by ``model.predict``, and the correlation of :func:`rank_correlation_matrix` is
     averaged over all pairs of different users. 1 means every user gets the same order
     (a popularity ranker); values near 0, unrelated orders. History items are not
-    removed: the question is the order the model produces.
+    removed: the question is the order the model produces. ``progress`` shows a bar.
 
     Raises:
         ValueError: fewer than 2 users in the split, or fewer than 2 items.
@@ -58,7 +60,9 @@ def ranking_agreement(model: torch.nn.Module, dataset: Any, split: str = "test",
     was_training = model.training
     model.eval()
     scores = []
-    for start in range(0, len(rows), batch_size):
+    bar = tqdm(range(0, len(rows), batch_size), desc=f"ranking agreement ({split})",
+               unit="batch", disable=not progress, leave=False)
+    for start in bar:
         part = rows[start : start + batch_size]
         histories = dataset.histories(records.users[part], records.positions[part], max_len)
         scores.append(model.predict(torch.as_tensor(records.users[part], device=device),

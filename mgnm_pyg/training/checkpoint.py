@@ -10,6 +10,8 @@ path and the reason.
 from __future__ import annotations
 
 import hashlib
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +104,41 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+_REDO = "restore it from a copy, or train the run again"
+
+
+def _read_torch_file(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with our own one-line reason when it fails.
+
+    torch's messages are long and may advise ``weights_only=False``, which would run
+    code from the file; they are never passed on.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(len(ZIP_MAGIC))
+    if not head:
+        what = "the file is empty"
+    elif head != ZIP_MAGIC:
+        what = "it is not a file written by torch.save (corrupted, or another format)"
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            what = ("it holds objects other than tensors and plain values, which are not "
+                    "loaded because loading them could run code from the file")
+        except Exception:  # torch raises many kinds for a damaged archive
+            what = "the archive is truncated or corrupted"
+    raise CheckpointError(f"{path}: not a readable checkpoint: {what}; {_REDO}")
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and check a checkpoint on the CPU; raises :class:`CheckpointError` if unusable."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds; the reason is what matters here
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated, corrupted or not a torch file): "
-            f"{reason[:200]}"
-        ) from None
+    payload = _read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mgnm-pyg checkpoint (no {FORMAT!r} marker)")
     version = payload.get("version")

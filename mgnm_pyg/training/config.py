@@ -9,6 +9,7 @@ is named the same way everywhere (``--n-interests`` on the command line,
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,12 +35,17 @@ class ConfigError(MGNMError):
 
 
 def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None,
-         minimum: float | None = None) -> Any:
-    meta = {"help": help, "group": group, "choices": choices, "minimum": minimum}
+         minimum: float | None = None, maximum: float | None = None,
+         above: float | None = None, below: float | None = None) -> Any:
+    """A field with its option metadata. Numeric bounds: ``minimum <= value <= maximum``,
+    ``above < value < below`` (strict), each optional; floats must also be finite."""
+    meta = {"help": help, "group": group, "choices": choices, "minimum": minimum,
+            "maximum": maximum, "above": above, "below": below}
     return field(default=default, metadata=meta)
 
 
 SELECT_METRICS = ("gauc", "ndcg@5", "hit@5", "mrr@5")
+SEED_MAX = 2**32 - 1  # numpy and torch both take seeds in [0, 2**32)
 
 
 @dataclass
@@ -55,7 +61,8 @@ class TrainConfig:
     data: str = _opt("synthetic:demo", "Dataset: NAME, PATH to a prepared folder, or "
                      "synthetic[:PRESET].", "data")
     data_seed: int = _opt(0, "Seed of the dataset preparation (synthetic data, persisted "
-                          "evaluation negatives); kept fixed across training seeds.", "data")
+                          "evaluation negatives); kept fixed across training seeds.", "data",
+                          minimum=0, maximum=SEED_MAX)
     max_len: int = _opt(100, "Most recent history items kept per record.", "data", minimum=1)
     # which model, and the settings only the baselines read
     model: str = _opt("mgnm", "Model: mgnm or a baseline. A model reads only the settings "
@@ -66,7 +73,7 @@ class TrainConfig:
                       choices=tuple(MODELS))
     n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
     n_heads: int = _opt(1, "Attention heads (sasrec).", "models", minimum=1)
-    dropout: float = _opt(0.5, "Dropout rate (sasrec).", "models", minimum=0.0)
+    dropout: float = _opt(0.5, "Dropout rate (sasrec).", "models", minimum=0.0, below=1.0)
     # model (the constructor arguments of MGNM)
     dim: int = _opt(16, "Embedding size d.", "model", minimum=1)
     n_interests: int = _opt(4, "Number of interests K.", "model", minimum=1)
@@ -120,7 +127,7 @@ class TrainConfig:
                                   "optim", choices=("uniform", "popularity"))
     logq_correction: bool = _opt(False, "Subtract log q(item) from the sampled-softmax "
                                  "logits (for popularity sampling).", "optim")
-    lr: float = _opt(1e-3, "Adam learning rate.", "optim", minimum=0.0)
+    lr: float = _opt(1e-3, "Adam learning rate.", "optim", above=0.0)
     lr_schedule: str = _opt("constant", "Learning-rate schedule after the warm-up: constant, "
                             "or cosine decay to 0 at --epochs (departs from the paper).",
                             "optim", choices=LR_SCHEDULES)
@@ -140,7 +147,8 @@ class TrainConfig:
     # runtime
     device: str = _opt("auto", "Device (auto picks cuda when available).", "runtime",
                        choices=("auto", "cpu", "cuda"))
-    seed: int = _opt(0, "Seed of model initialisation, negatives and batch order.", "runtime")
+    seed: int = _opt(0, "Seed of model initialisation, negatives and batch order.", "runtime",
+                    minimum=0, maximum=SEED_MAX)
     eval_batch_size: int = _opt(512, "Records per evaluation batch.", "runtime", minimum=1)
     eval_full: bool = _opt(True, "Also evaluate the test split by full ranking at the end.",
                            "runtime")
@@ -154,6 +162,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             check_value(f.name, getattr(self, f.name), where="")
+        if self.model == "sasrec" and self.dim % self.n_heads:
+            raise ConfigError(
+                f"model sasrec needs dim ({self.dim}) to be a multiple of n_heads "
+                f"({self.n_heads}); change --dim or --n-heads (dim, n_heads in a config file)")
 
     def model_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``MGNM(n_users, n_items, **kwargs)``."""
@@ -181,16 +193,34 @@ def field_type(name: str) -> type:
     return {"int": int, "float": float, "bool": bool, "str": str}[str(FIELDS[name].type)]
 
 
-def check_value(name: str, value: Any, where: str) -> Any:
+def option_flag(name: str) -> str:
+    """The command-line option of setting ``name``: ``n_interests`` -> ``--n-interests``."""
+    return "--" + name.replace("_", "-")
+
+
+def _bounds(meta: dict[str, Any]) -> list[tuple[str, float, Any]]:
+    ops = (("minimum", ">=", lambda v, b: v >= b), ("above", ">", lambda v, b: v > b),
+           ("maximum", "<=", lambda v, b: v <= b), ("below", "<", lambda v, b: v < b))
+    return [(op, meta[key], test) for key, op, test in ops if meta.get(key) is not None]
+
+
+def _range_text(meta: dict[str, Any]) -> str:
+    return " and ".join(f"{op} {bound}" for op, bound, _ in _bounds(meta))
+
+
+def check_value(name: str, value: Any, where: str, label: str | None = None) -> Any:
     """Return ``value`` checked (and an int widened to float) for setting ``name``.
 
-    Raises :class:`ConfigError` naming ``where`` (a file, or empty), the key, the
-    expected type or choices, and the value found.
+    Raises :class:`ConfigError` naming ``where`` (a file, ``command line``, or empty),
+    the setting as the user wrote it (``label``: ``--n-interests`` on the command line,
+    the key as spelled in a TOML file; default ``key 'n_interests'``), the expected
+    type, choices or range, and the value found.
     """
     prefix = f"{where}: " if where else ""
     if name not in FIELDS:
         known = ", ".join(sorted(FIELDS))
         raise ConfigError(f"{prefix}unknown key {name!r}; known keys: {known}")
+    what = label if label is not None else f"key {name!r}"
     kind = field_type(name)
     meta = FIELDS[name].metadata
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
@@ -198,15 +228,14 @@ def check_value(name: str, value: Any, where: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ConfigError(
-            f"{prefix}key {name!r} expects {kind.__name__}, got {type(value).__name__} "
-            f"{value!r}"
-        )
+            f"{prefix}{what} expects {kind.__name__}, got {type(value).__name__} {value!r}")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(
-            f"{prefix}key {name!r} must be one of {', '.join(meta['choices'])}; got {value!r}"
-        )
-    if meta["minimum"] is not None and value < meta["minimum"]:
-        raise ConfigError(f"{prefix}key {name!r} must be >= {meta['minimum']}; got {value!r}")
+            f"{prefix}{what} must be one of {', '.join(meta['choices'])}; got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{prefix}{what} must be a finite number; got {value!r}")
+    if any(not test(value, bound) for _, bound, test in _bounds(meta)):
+        raise ConfigError(f"{prefix}{what} must be {_range_text(meta)}; got {value!r}")
     return value
 
 
@@ -227,7 +256,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        values[name] = check_value(name, value, where=str(path))
+        if name not in FIELDS:
+            raise ConfigError(f"{path}: unknown key {key!r}; known keys: "
+                              f"{', '.join(sorted(FIELDS))}")
+        values[name] = check_value(name, value, where=str(path), label=f"key {key!r}")
     return values
 
 
@@ -261,7 +293,7 @@ def build_config(
     if toml_path is not None:
         values.update(load_toml(toml_path))
     for name, value in explicit.items():
-        values[name] = check_value(name, value, where="command line")
+        values[name] = check_value(name, value, where="command line", label=option_flag(name))
     return TrainConfig(**values)
 
 

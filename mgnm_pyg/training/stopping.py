@@ -3,23 +3,32 @@ finished run's ``metrics.jsonl``."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.training.config import TrainConfig
 from mgnm_pyg.training.saved_run import read_epoch_log
 
+#: Models with nothing to train: fitted by one pass over the training records.
+ONE_PASS_MODELS = ("pop",)
+
 
 def stops_after(config: TrainConfig, epochs_done: int, bad_epochs: int) -> bool:
     """The stopping rule: ``config.epochs`` epochs done, or ``config.patience`` epochs
-    since the last better validation ``select_metric`` (``bad_epochs``)."""
+    since the last better validation ``select_metric`` (``bad_epochs``), or one epoch of
+    a model with nothing to train (:data:`ONE_PASS_MODELS`)."""
+    if config.model in ONE_PASS_MODELS and epochs_done >= 1:
+        return True
     return epochs_done >= config.epochs or bad_epochs >= config.patience
 
 
 def improves(value: float, best: float | None) -> bool:
     """Whether a validation ``value`` is a new best: strictly above ``best`` (None: the
-    first epoch). A tie is a bad epoch for :func:`stops_after`."""
-    return best is None or value > best
+    first epoch). A tie is a bad epoch for :func:`stops_after`; NaN is never a best."""
+    if math.isnan(value):
+        return False
+    return best is None or math.isnan(best) or value > best
 
 
 def stop_epoch(run_dir: str | Path, config: TrainConfig) -> int | None:

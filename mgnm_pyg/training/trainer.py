@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mgnm_pyg.data.split_checks import require_records
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.files import atomic_write_json, atomic_write_jsonl
 from mgnm_pyg.training import acceleration, distributed
@@ -46,13 +47,16 @@ from mgnm_pyg.training.checkpoint import (
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 from mgnm_pyg.training.evaluation import evaluate, metric_names
 from mgnm_pyg.training.step import train_step
-from mgnm_pyg.training.stopping import improves, stops_after
+from mgnm_pyg.training.stopping import ONE_PASS_MODELS, improves, stops_after
 
 # Settings that may change when a run is resumed; the others define the run.
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full")
 # The loss is read on the host (finiteness check, progress bar) every this many steps
 # and at the end of the epoch: a read waits for the GPU, so not every step.
 LOSS_CHECK_EVERY = 50
+# What each split is needed for; an empty one stops the run before its first epoch.
+SPLIT_PURPOSES = (("train", "train"), ("valid", "select the best epoch"),
+                  ("test", "report test metrics"))
 VALID_KS = (5,)
 TEST_KS = (5, 10, 20)
 
@@ -121,6 +125,8 @@ class Trainer:
         self.state: dict[str, Any] = {"best_metric": None, "best_epoch": 0, "bad_epochs": 0,
                                       "history": []}
         self._header_printed = False
+        # Called with each finished epoch's row, after metrics.jsonl is written.
+        self.epoch_hooks: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def best_path(self) -> Path:
@@ -271,6 +277,9 @@ class Trainer:
         ``on_epoch(row)`` gets each epoch's ``metrics.jsonl`` row once its checkpoints are
         saved; an exception it raises (a pruned trial) ends training there.
         """
+        for split, purpose in SPLIT_PURPOSES:
+            if test or split != "test":
+                require_records(self.dataset, split, purpose)
         if distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json",
@@ -326,16 +335,25 @@ class Trainer:
                 self._save(self.best_path)
             self._save(self.last_path)
             self._write_metrics_log()
+            for hook in self.epoch_hooks:
+                hook(row)
             self._print_row(row, best)
             if on_epoch is not None:
                 on_epoch(row)
-        if self.state["bad_epochs"] >= cfg.patience:
+        if cfg.model in ONE_PASS_MODELS:
+            self.echo(f"{cfg.model} has no trainable parameters: fitted by one pass over the "
+                      f"training records and validated once")
+        elif self.state["bad_epochs"] >= cfg.patience:
             self.echo(f"early stop: no {cfg.select_metric} improvement for "
                       f"{cfg.patience} epoch(s)")
 
     def test(self) -> TrainResult:
         """Evaluate ``best.pt`` on the test split (sampled, and full if asked)."""
         cfg = self.config
+        if not self.state["best_epoch"]:
+            raise TrainingError(
+                f"no epoch had a finite validation {cfg.select_metric} (all NaN), so there is "
+                f"no best checkpoint to test; see {self.run_dir / 'metrics.jsonl'}")
         if distributed.is_main():  # the other ranks get rank 0's weights
             load_model_state(self.model, load_checkpoint(self.best_path), self.best_path)
         distributed.broadcast_module(self.model)
