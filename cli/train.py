@@ -23,8 +23,10 @@ from .options import config_options, explicit_options, user_errors
               default=None, metavar="FILE.toml",
               help="TOML file of settings (keys named like the options); the command line wins.")
 @click.option("--preset", default=None, metavar="NAME",
-              help="Packaged settings to start from: paper (the defaults) or tuned (the "
-                   "project's recommended MGNM); --config and the command line win over it.")
+              help="Packaged settings to start from: paper (the defaults), authors (MGNM "
+                   "as the authors' code computes it, 42 records a batch, 50 epochs) or "
+                   "tuned (the project's recommended MGNM); --config and the command line "
+                   "win over it.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar per epoch.")
 @click.pass_context

@@ -33,7 +33,10 @@ from ..nn.readout import target_attention
 from .base import SequentialRecommender, reset_item_embedding
 from .loss import level_names
 
-__all__ = ["MGNM", "GraphLevels", "MGNMEncoding"]
+__all__ = ["ADJACENCY_NORMALIZATIONS", "LEVEL_INPUTS", "MGNM", "GraphLevels", "MGNMEncoding"]
+
+ADJACENCY_NORMALIZATIONS = ("symmetric", "none")
+LEVEL_INPUTS = ("previous", "input")
 
 #: Standard deviation of the user embeddings at initialisation (the authors' code).
 USER_INIT_STD = 0.1
@@ -80,7 +83,8 @@ class MGNM(SequentialRecommender):
         share_capsule_weights: one interest extractor for all levels (SPEC) or one per
             level (then levels are extracted one call each).
         interest_activation: ``"relu"`` is Eq. 11, ``q_k = ReLU(o_k W'_k)``; ``"none"``
-            drops the ReLU, as the authors' code does (its ``relu_layer=False``).
+            drops the ReLU; ``"identity"`` is ``q_k = o_k`` without ``W'_k``, as the
+            authors' code (its ``relu_layer=False``).
         bilstm_mode: ``"interests"`` (SPEC's reading of Eq. 10) or ``"routing"`` (the
             authors' code); see :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
         score_scale: departs from the paper: every level score ``y(l)`` is multiplied by
@@ -93,6 +97,24 @@ class MGNM(SequentialRecommender):
         level_norm: departs from the paper when not ``"none"``: the graph levels
             ``1..L`` are normalised before the interest extractor
             (:func:`~mgnm_pyg.nn.level_norm.normalize_levels`).
+
+    The authors' code (SPEC, "The authors' code, as it computes"); each default is the
+    paper's, and ``presets/authors.toml`` sets them all:
+        max_len: the number of per-position capsule maps.
+        capsule_maps: ``"auto"``/``"shared"`` (SPEC) or ``"per-position"`` (authors'),
+            see :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
+        routing_init: ``"zero"`` (SPEC) or ``"random"`` (authors': truncated normal).
+        bilstm_layout: ``"per-capsule"`` (SPEC) or ``"joint"`` (authors': one ``K*d``-wide
+            sequence, :mod:`mgnm_pyg.nn.authors_bilstm`).
+        adjacency_user: the ``x_u`` of Eq. 1; False is ``sigmoid(x_i . x_j)`` (authors').
+        adjacency_normalization: ``"symmetric"`` propagates with
+            ``P = I + D^-1/2 A D^-1/2`` (Eq. 3); ``"none"`` with the raw ``A`` (authors').
+        level_input: ``"previous"`` stacks the layers, ``H(l+1) = f(H(l))`` (Eq. 2);
+            ``"input"`` computes every level from level 0, ``H(l+1) = f(X)`` (authors'; with
+            one shared ``W`` all levels above 0 are then equal, as in their code).
+        graph_bias: add a bias ``b`` inside the LeakyReLU of each layer (authors').
+        l2_halved: the L2 term is ``theta2 * sum p^2 / 2`` (TF's ``l2_loss``, authors')
+            instead of Eq. 17's ``theta2 * sum p^2``.
 
     Choices the paper leaves open:
         - Initialisation as in the authors' code: item embeddings, ``W_k`` and ``W'_k``
@@ -134,10 +156,25 @@ class MGNM(SequentialRecommender):
         learn_score_scale: bool = False,
         item_init_scale: float = 1.0,
         level_norm: str = "none",
+        max_len: int = 100,
+        capsule_maps: str = "auto",
+        routing_init: str = "zero",
+        bilstm_layout: str = "per-capsule",
+        adjacency_user: bool = True,
+        adjacency_normalization: str = "symmetric",
+        level_input: str = "previous",
+        graph_bias: bool = False,
+        l2_halved: bool = False,
     ) -> None:
         super().__init__()
         if conv not in ("dense", "mp"):
             raise ValueError(f"conv must be 'dense' or 'mp', got {conv!r}")
+        if adjacency_normalization not in ADJACENCY_NORMALIZATIONS:
+            raise ValueError(f"adjacency_normalization must be one of "
+                             f"{ADJACENCY_NORMALIZATIONS}, got {adjacency_normalization!r}")
+        if level_input not in LEVEL_INPUTS:
+            raise ValueError(f"level_input must be one of {LEVEL_INPUTS}, got {level_input!r}")
+        capsule_maps = "shared" if capsule_maps == "auto" else capsule_maps
         if level_pooling not in ("max", "sum"):
             raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
         if level_norm not in LEVEL_NORMS:
@@ -150,7 +187,10 @@ class MGNM(SequentialRecommender):
             share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
             interest_activation=interest_activation, bilstm_mode=bilstm_mode,
             score_scale=score_scale, learn_score_scale=learn_score_scale,
-            item_init_scale=item_init_scale, level_norm=level_norm,
+            item_init_scale=item_init_scale, level_norm=level_norm, max_len=max_len,
+            capsule_maps=capsule_maps, routing_init=routing_init, bilstm_layout=bilstm_layout,
+            adjacency_user=adjacency_user, adjacency_normalization=adjacency_normalization,
+            level_input=level_input, graph_bias=graph_bias, l2_halved=l2_halved,
         )
         # Hyperparameters, read in one place.
         self.dim, self.n_interests = dim, n_interests
@@ -159,6 +199,9 @@ class MGNM(SequentialRecommender):
         self.theta1, self.theta2 = theta1, theta2
         self.conv, self.use_graph, self.level_pooling = conv, use_graph, level_pooling
         self.level_norm, self.item_init_scale = level_norm, item_init_scale
+        self.adjacency_user, self.level_input = adjacency_user, level_input
+        self.normalized = adjacency_normalization == "symmetric"
+        self.graph_bias, self.l2_halved = graph_bias, l2_halved
         self.initial_score_scale = score_scale
         if learn_score_scale:
             self.score_scale = nn.Parameter(torch.tensor(float(score_scale)))
@@ -168,14 +211,21 @@ class MGNM(SequentialRecommender):
 
         self.user_embedding = nn.Embedding(n_users, dim)
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        conv_cls = DenseUserAwareGraphConv if conv == "dense" else UserAwareGraphConv
         n_convs = 0 if not use_graph else (1 if share_layer_weight else n_layers)
-        self.convs = nn.ModuleList(conv_cls(dim) for _ in range(n_convs))
+        if conv == "dense":  # the caller builds P, normalised or not
+            self.convs = nn.ModuleList(DenseUserAwareGraphConv(dim, bias=graph_bias)
+                                       for _ in range(n_convs))
+        else:
+            self.convs = nn.ModuleList(
+                UserAwareGraphConv(dim, bias=graph_bias, identity=self.normalized)
+                for _ in range(n_convs))
         n_extractors = 1 if share_capsule_weights else self.n_levels
         # build_extractor rejects an unknown extractor name.
         self.extractors = nn.ModuleList(
             build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm,
-                            interest_activation, bilstm_mode)
+                            interest_activation, bilstm_mode, capsule_maps=capsule_maps,
+                            max_len=max_len, routing_init=routing_init,
+                            bilstm_layout=bilstm_layout)
             for _ in range(n_extractors)
         )
         self.reset_parameters()
@@ -192,10 +242,14 @@ class MGNM(SequentialRecommender):
         return self.convs[0] if len(self.convs) == 1 else self.convs[layer]
 
     def _dense_levels(self, x: Tensor, mask: Tensor, adj: Tensor) -> list[Tensor]:
-        prop = normalize_adjacency(adj, mask)
+        prop = normalize_adjacency(adj, mask) if self.normalized else adj
         levels = [x]
+        node_mask = mask.unsqueeze(-1).to(x.dtype)
         for layer in range(self.n_layers):
-            levels.append(self._conv(layer)(levels[-1], mask, prop=prop))
+            source = levels[-1] if self.level_input == "previous" else x
+            h = self._conv(layer)(source, mask, prop=prop)
+            # A bias would leave LeakyReLU(b) on padded rows: they stay zero.
+            levels.append(h * node_mask if self.graph_bias else h)
         return levels
 
     def _graph_levels(self, x: Tensor, x_user: Tensor, mask: Tensor) -> tuple[list[Tensor], Tensor]:
@@ -207,13 +261,15 @@ class MGNM(SequentialRecommender):
         batch = torch.repeat_interleave(torch.arange(b, device=x.device), lengths)
         edge_index = fully_connected_edge_index(lengths)
         weight = user_aware_edge_weight(nodes, x_user, edge_index, batch)
-        norm = user_aware_gcn_norm(edge_index, weight, nodes.size(0))
+        norm = user_aware_gcn_norm(edge_index, weight, nodes.size(0)) if self.normalized \
+            else weight
         pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
         adj = x.new_zeros(b, m, m).masked_scatter(pair_mask, weight)
         levels, h = [x], nodes
         node_mask = mask.unsqueeze(-1)
         for layer in range(self.n_layers):
-            h = self._conv(layer)(h, edge_index, edge_weight=norm)
+            h = self._conv(layer)(h if self.level_input == "previous" else nodes, edge_index,
+                                  edge_weight=norm)
             levels.append(x.new_zeros(b, m, d).masked_scatter(node_mask, h))
         return levels, adj
 
@@ -223,12 +279,15 @@ class MGNM(SequentialRecommender):
         x = self.item_embedding(histories)
         b, m, _ = x.shape
         if not self.use_graph:
-            levels, adj = [x], x.new_zeros(b, m, m)
-        elif self.conv == "dense":
-            adj = user_aware_adjacency(x, self.user_embedding(users), mask)
+            return GraphLevels(normalize_levels([x], mask, self.level_norm),
+                               x.new_zeros(b, m, m), mask)
+        # Without the user term, Eq. 1 is sigmoid(x_i . x_j): x_u = 1 (exactly).
+        x_user = self.user_embedding(users) if self.adjacency_user else x.new_ones(b, x.size(2))
+        if self.conv == "dense":
+            adj = user_aware_adjacency(x, x_user, mask)
             levels = self._dense_levels(x, mask, adj)
         else:
-            levels, adj = self._graph_levels(x, self.user_embedding(users), mask)
+            levels, adj = self._graph_levels(x, x_user, mask)
         return GraphLevels(normalize_levels(levels, mask, self.level_norm), adj, mask)
 
     def _extract(self, levels: list[Tensor], mask: Tensor, method: str) -> Any:
@@ -278,6 +337,8 @@ class MGNM(SequentialRecommender):
         """
         l1 = self.theta1 * enc.adjacency.abs().sum()
         l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
+        if self.l2_halved:
+            l2 = l2 / 2
         return l1 + l2, {"l1": l1, "l2": l2}
 
     def loss(
