@@ -16,22 +16,16 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.adjacency import (
-    fully_connected_edge_index,
-    normalize_adjacency,
-    user_aware_adjacency,
-    user_aware_edge_weight,
-    user_aware_gcn_norm,
-)
+from ..nn.adjacency import user_aware_adjacency
 from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
 from ..nn.extractors import build_extractor
+from ..nn.graph_levels import dense_levels, edge_list_levels
 from ..nn.level_norm import LEVEL_NORMS, normalize_levels
 from ..nn.readout import target_attention
 from .base import SequentialRecommender, reset_item_embedding
-from .loss import level_names
+from .mgnm_loss import MGNMObjective
 
 __all__ = ["ADJACENCY_NORMALIZATIONS", "LEVEL_INPUTS", "MGNM", "GraphLevels", "MGNMEncoding"]
 
@@ -58,7 +52,7 @@ class MGNMEncoding(NamedTuple):
     mask: Tensor  #: ``bool [B, m]`` valid history positions
 
 
-class MGNM(SequentialRecommender):
+class MGNM(MGNMObjective, SequentialRecommender):
     r"""Multi-grained neural model (MGNM).
 
     Args:
@@ -238,41 +232,6 @@ class MGNM(SequentialRecommender):
         for module in [*self.convs, *self.extractors]:
             module.reset_parameters()
 
-    def _conv(self, layer: int) -> nn.Module:
-        return self.convs[0] if len(self.convs) == 1 else self.convs[layer]
-
-    def _dense_levels(self, x: Tensor, mask: Tensor, adj: Tensor) -> list[Tensor]:
-        prop = normalize_adjacency(adj, mask) if self.normalized else adj
-        levels = [x]
-        node_mask = mask.unsqueeze(-1).to(x.dtype)
-        for layer in range(self.n_layers):
-            source = levels[-1] if self.level_input == "previous" else x
-            h = self._conv(layer)(source, mask, prop=prop)
-            # A bias would leave LeakyReLU(b) on padded rows: they stay zero.
-            levels.append(h * node_mask if self.graph_bias else h)
-        return levels
-
-    def _graph_levels(self, x: Tensor, x_user: Tensor, mask: Tensor) -> tuple[list[Tensor], Tensor]:
-        # Left-aligned rows: x[mask] lists the nodes graph by graph (PyG Batch order), and
-        # the fully connected edges come in the row-major order of the dense pair mask.
-        b, m, d = x.shape
-        lengths = mask.sum(1)
-        nodes = x[mask]
-        batch = torch.repeat_interleave(torch.arange(b, device=x.device), lengths)
-        edge_index = fully_connected_edge_index(lengths)
-        weight = user_aware_edge_weight(nodes, x_user, edge_index, batch)
-        norm = user_aware_gcn_norm(edge_index, weight, nodes.size(0)) if self.normalized \
-            else weight
-        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-        adj = x.new_zeros(b, m, m).masked_scatter(pair_mask, weight)
-        levels, h = [x], nodes
-        node_mask = mask.unsqueeze(-1)
-        for layer in range(self.n_layers):
-            h = self._conv(layer)(h if self.level_input == "previous" else nodes, edge_index,
-                                  edge_weight=norm)
-            levels.append(x.new_zeros(b, m, d).masked_scatter(node_mask, h))
-        return levels, adj
-
     def levels(self, users: Tensor, histories: Tensor) -> GraphLevels:
         """The graph levels ``H(0..L)`` (Eq. 1-4, then ``level_norm``) and the adjacency."""
         mask = histories != 0
@@ -283,11 +242,15 @@ class MGNM(SequentialRecommender):
                                x.new_zeros(b, m, m), mask)
         # Without the user term, Eq. 1 is sigmoid(x_i . x_j): x_u = 1 (exactly).
         x_user = self.user_embedding(users) if self.adjacency_user else x.new_ones(b, x.size(2))
+        convs = [self.convs[0] if len(self.convs) == 1 else self.convs[layer]
+                 for layer in range(self.n_layers)]
+        stacked = self.level_input == "previous"
         if self.conv == "dense":
             adj = user_aware_adjacency(x, x_user, mask)
-            levels = self._dense_levels(x, mask, adj)
+            levels = dense_levels(convs, x, mask, adj, self.normalized, stacked,
+                                  mask_padding=self.graph_bias)
         else:
-            levels, adj = self._graph_levels(x, x_user, mask)
+            levels, adj = edge_list_levels(convs, x, x_user, mask, self.normalized, stacked)
         return GraphLevels(normalize_levels(levels, mask, self.level_norm), adj, mask)
 
     def _extract(self, levels: list[Tensor], mask: Tensor, method: str) -> Any:
@@ -329,45 +292,3 @@ class MGNM(SequentialRecommender):
         if self.level_pooling == "sum":
             return level_scores.sum(1)
         return level_scores.max(1).values
-
-    def regularization(self, enc: MGNMEncoding) -> tuple[Tensor, dict[str, Tensor]]:
-        r"""Eq. 17's regularisers: :math:`\theta_1 \sum |A| + \theta_2 \sum_p \|p\|^2`.
-
-        Returns the sum and ``{"l1": ..., "l2": ...}`` (used by every training loss).
-        """
-        l1 = self.theta1 * enc.adjacency.abs().sum()
-        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
-        if self.l2_halved:
-            l2 = l2 / 2
-        return l1 + l2, {"l1": l1, "l2": l2}
-
-    def loss(
-        self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        r"""Eq. 16-17, as sums:
-
-        .. math::
-            \sum_l \sum_{rows} \mathrm{BCE}(y^{(l)}, label) + \theta_1 \sum |A|
-            + \theta_2 \sum_{p} \|p\|^2
-
-        ``parts`` holds each term divided by the number of rows ``B * C``, as detached
-        0-dim tensors (for logging; ``float()`` them when needed), and the BCE of each
-        level (``bce_level0`` ..): a level whose BCE climbs towards ``log 2`` has stopped
-        scoring.
-        """
-        enc = self.encode(users, histories)
-        levels = self.score(enc.interests, items)
-        targets = labels.to(levels.dtype).unsqueeze(1).expand_as(levels)
-        # Element-wise, then summed: the same sum and gradient as reduction="sum" (which
-        # is computed this way), and the per-level sums come from the same elements.
-        elements = F.binary_cross_entropy_with_logits(levels, targets, reduction="none")
-        bce = elements.sum()
-        reg, parts = self.regularization(enc)
-        l1, l2 = parts["l1"], parts["l2"]
-        total = bce + reg
-        per_level = elements.detach().sum((0, 2))
-        # Detached device scalars: reading them (float()) is the caller's choice, so a
-        # training step on a GPU never waits for the host.
-        values = torch.cat([torch.stack([bce, l1, l2, total]).detach(), per_level])
-        names = ("bce", "l1", "l2", "total", *level_names("bce", self.n_levels))
-        return total, dict(zip(names, (values / labels.numel()).unbind(), strict=True))
