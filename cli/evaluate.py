@@ -23,6 +23,7 @@ from .options import config_option, data_override_option, run_dir_argument, user
 @data_override_option
 @config_option("device")
 @config_option("eval_batch_size")
+@config_option("eval_per_user", default=False)
 @click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0), default=0,
               show_default=True,
               help="Also report the mean Spearman correlation between the full item rankings "
@@ -31,7 +32,8 @@ from .options import config_option, data_override_option, run_dir_argument, user
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @user_errors
 def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data: str | None,
-             device: str, eval_batch_size: int, agreement_users: int, as_json: bool) -> None:
+             device: str, eval_batch_size: int, eval_per_user: bool, agreement_users: int,
+             as_json: bool) -> None:
     """Evaluate RUN_DIR/checkpoints/best.pt: GAUC, NDCG@K, HIT@K, MRR@K.
 
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
@@ -40,7 +42,8 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
 
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),
-                                batch_size=eval_batch_size, agreement_users=agreement_users)
+                                batch_size=eval_batch_size, agreement_users=agreement_users,
+                                per_user=eval_per_user)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
         return

@@ -18,7 +18,8 @@ from .options import config_options, explicit_options, user_errors
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, metavar="RUN_DIR",
               help="Continue an interrupted run from its checkpoints/last.pt. Only --epochs, "
-                   "--patience, --device, --eval-batch-size and --eval-full may change.")
+                   "--patience, --device, --eval-batch-size, --eval-full and --eval-per-user "
+                   "may change.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.toml",
               help="TOML file of settings (keys named like the options); the command line wins.")

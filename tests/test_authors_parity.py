@@ -218,6 +218,6 @@ def test_the_authors_preset_differs_from_the_defaults_only_by_named_switches():
         "capsule_maps", "routing_init", "bilstm_mode", "bilstm_layout",
         "interest_activation", "adjacency_user", "adjacency_normalization", "level_input",
         "graph_bias", "theta1", "l2_halved", "batch_size", "epochs", "patience",
-        "select_metric"}
+        "select_metric", "eval_per_user"}
     assert (authors.batch_size, authors.epochs, authors.patience) == (42, 50, 50)
     assert (authors.theta1, authors.theta2, authors.negatives) == (1e-5, 1e-5, 5)

@@ -158,6 +158,11 @@ def test_train_with_the_authors_preset_runs(tmp_path):
     assert (config["batch_size"], config["capsule_maps"], config["bilstm_layout"]) == (
         42, "per-position", "joint")
     assert config["epochs"] == 1  # the command line wins over the preset
+    sampled = json.loads((out / "test_metrics.json").read_text())["sampled"]
+    assert {"hit@5", "per_user_pooled_hit@5", "per_user_pooled_n_users"} <= set(sampled)
+    text = ok(invoke("evaluate", out, "--eval-per-user", "--device", "cpu"))
+    assert "per_user_pooled_ndcg@5" in text and "hit@5" in text
+    assert "per_user_pooled" not in ok(invoke("evaluate", out, "--device", "cpu"))
 
 
 def test_capsule_switches_with_another_extractor_are_a_clean_error():

@@ -174,6 +174,10 @@ class TrainConfig:
     eval_batch_size: int = _opt(512, "Records per evaluation batch.", "runtime", minimum=1)
     eval_full: bool = _opt(True, "Also evaluate the test split by full ranking at the end.",
                            "runtime")
+    eval_per_user: bool = _opt(False, "Also report the test split by the per-user metric of "
+                               "the authors' code (each user's rows pooled, HIT/NDCG/MRR from "
+                               "the user's best positive; keys per_user_pooled_*), beside the "
+                               "per-record metrics.", "runtime")
     amp: bool = _opt(False, "bf16 autocast of the training forward pass, for GPUs (allowed "
                      "on the CPU, where it is usually slower); evaluation stays fp32.",
                      "runtime")

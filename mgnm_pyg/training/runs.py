@@ -57,14 +57,15 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig, device,
-             progress: bool = False) -> dict[str, float]:
-    """One split under one protocol, as plain floats."""
+             progress: bool = False, per_user: bool = False) -> dict[str, float]:
+    """One split under one protocol, as plain floats; ``per_user`` adds the authors'
+    per-user metric (``per_user_pooled_*``)."""
     from mgnm_pyg.training.evaluation import evaluate_split
 
     model.eval()  # left in eval mode afterwards (evaluate_split restores the mode it found)
     out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
                          batch_size=config.eval_batch_size, max_len=config.max_len,
-                         device=device, progress=progress)
+                         device=device, progress=progress, per_user_pooled=per_user)
     return _floats(out)
 
 
@@ -75,7 +76,7 @@ def metric_names(metrics: dict[str, float]) -> list[str]:
         order = {"gauc": 0, "ndcg": 1, "hit": 2, "mrr": 3}.get(base, 4)
         return (int(k) if k.isdigit() else 0, order, name)
 
-    return sorted((n for n in metrics if not n.startswith("n_")), key=key)
+    return sorted((n for n in metrics if not n.startswith("n_") and "_n_" not in n), key=key)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def load_run(run_dir: str | Path, data: str | None = None, device: str = "auto",
 
 def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
                  ks: tuple[int, ...] = (5,), batch_size: int | None = None,
-                 progress: bool = False, agreement_users: int = 0
+                 progress: bool = False, agreement_users: int = 0, per_user: bool = False
                  ) -> tuple[dict[str, float], Path]:
     """Metrics of the run's model on ``split``, also written to ``eval_<split>_<protocol>.json``.
 
@@ -128,7 +129,7 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
     """
     config = run.config if batch_size is None else run.config.replace(eval_batch_size=batch_size)
     metrics = evaluate(run.model, run.dataset, split, protocol, ks, config, run.device,
-                       progress=progress)
+                       progress=progress, per_user=per_user)
     if agreement_users:
         from mgnm_pyg.personalization import ranking_agreement
 
