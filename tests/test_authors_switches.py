@@ -160,6 +160,11 @@ def test_train_with_the_authors_preset_runs(tmp_path):
     assert config["epochs"] == 1  # the command line wins over the preset
     sampled = json.loads((out / "test_metrics.json").read_text())["sampled"]
     assert {"hit@5", "per_user_pooled_hit@5", "per_user_pooled_n_users"} <= set(sampled)
+    # the routing logits are drawn, from the same seed in every evaluation
+    again = json.loads(ok(invoke("evaluate", out, "--eval-per-user", "--json", "--device", "cpu")))
+    common = set(again) & set(sampled)
+    assert len(common) > 5
+    assert {k: again[k] for k in common} == pytest.approx({k: sampled[k] for k in common})
     text = ok(invoke("evaluate", out, "--eval-per-user", "--device", "cpu"))
     assert "per_user_pooled_ndcg@5" in text and "hit@5" in text
     assert "per_user_pooled" not in ok(invoke("evaluate", out, "--device", "cpu"))

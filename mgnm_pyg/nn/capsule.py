@@ -73,7 +73,9 @@ def _check(name: str, value: str, choices: tuple[str, ...]) -> str:
 def routing_logits(n: int, k: int, m: int, like: Tensor, init: str) -> Tensor:
     """Initial routing logits ``[n, k, m]``: zeros (SPEC), or ``"random"`` as the authors'
     code: a truncated normal (std 1, cut at 2 std as TF's ``truncated_normal``) drawn from
-    torch's default generator at every call, so a seeded run is deterministic on the CPU."""
+    torch's default generator at every call, so a seeded run is deterministic on the CPU.
+    Each evaluation (``training/runs.py``) draws from the run's seed, so the same model
+    scores the same way whenever it is evaluated with the same evaluation batch size."""
     if init == "zero":
         return like.new_zeros(n, k, m)
     return nn.init.trunc_normal_(like.new_empty(n, k, m), 0.0, 1.0, -2.0, 2.0)

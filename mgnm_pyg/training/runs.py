@@ -63,9 +63,15 @@ def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig,
     from mgnm_pyg.training.evaluation import evaluate_split
 
     model.eval()  # left in eval mode afterwards (evaluate_split restores the mode it found)
-    out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
-                         batch_size=config.eval_batch_size, max_len=config.max_len,
-                         device=device, progress=progress, per_user_pooled=per_user)
+    # A model that draws inside its forward pass (--routing-init random) draws the same
+    # numbers in every evaluation of the run, and the caller's generators are untouched.
+    device = torch.device(device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(config.seed)
+        out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
+                             batch_size=config.eval_batch_size, max_len=config.max_len,
+                             device=device, progress=progress, per_user_pooled=per_user)
     return _floats(out)
 
 
