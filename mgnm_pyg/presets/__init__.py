@@ -9,3 +9,25 @@
 - ``tuned``: the project's recommended MGNM; each departure from the paper is a named
   option, and README.md gives its measured effect.
 """
+
+from importlib import resources
+from typing import Any
+
+__all__ = ["load_preset", "preset_names"]
+
+
+def preset_names() -> tuple[str, ...]:
+    """The packaged presets (``mgnm_pyg/presets/*.toml``), sorted."""
+    folder = resources.files("mgnm_pyg.presets")
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The settings of packaged preset ``name``; an unknown name is a :class:`ConfigError`."""
+    from mgnm_pyg.training import config
+
+    if name not in preset_names():
+        raise config.ConfigError(f"--preset: unknown preset {name!r}; choose one of "
+                                 f"{', '.join(preset_names())}")
+    with resources.as_file(resources.files("mgnm_pyg.presets") / f"{name}.toml") as path:
+        return config.load_toml(path)

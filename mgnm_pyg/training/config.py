@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from mgnm_pyg.models.mgnm import ADJACENCY_NORMALIZATIONS, LEVEL_INPUTS
 from mgnm_pyg.nn.capsule import BILSTM_LAYOUTS, CAPSULE_MAPS, INTEREST_ACTIVATIONS, ROUTING_INITS
 from mgnm_pyg.nn.extractors import CAPSULE_ONLY
 from mgnm_pyg.nn.level_norm import LEVEL_NORMS
+from mgnm_pyg.presets import load_preset, preset_names  # noqa: F401 (preset_names: re-export)
 from mgnm_pyg.training.schedule import LR_SCHEDULES
 
 if sys.version_info >= (3, 11):
@@ -271,21 +271,6 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         name = key.replace("-", "_")
         values[name] = check_value(name, value, where=str(path))
     return values
-
-
-def preset_names() -> tuple[str, ...]:
-    """The packaged presets (``mgnm_pyg/presets/*.toml``), sorted."""
-    folder = resources.files("mgnm_pyg.presets")
-    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The settings of packaged preset ``name``; an unknown name is a :class:`ConfigError`."""
-    if name not in preset_names():
-        raise ConfigError(f"--preset: unknown preset {name!r}; choose one of "
-                          f"{', '.join(preset_names())}")
-    with resources.as_file(resources.files("mgnm_pyg.presets") / f"{name}.toml") as path:
-        return load_toml(path)
 
 
 def build_config(
