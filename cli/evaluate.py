@@ -28,6 +28,7 @@ from mgnm_pyg.cli.options import (
 @data_override_option
 @config_option("device")
 @config_option("eval_batch_size")
+@config_option("eval_per_user", default=False)
 @click.option("--ranking-agreement", "agreement_users", type=click.IntRange(min=0), default=200,
               show_default=True,
               help="Also report the mean Spearman correlation between the full item rankings "
@@ -37,8 +38,8 @@ from mgnm_pyg.cli.options import (
 @progress_option
 @user_errors
 def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data: str | None,
-             device: str, eval_batch_size: int, agreement_users: int, as_json: bool,
-             progress: bool) -> None:
+             device: str, eval_batch_size: int, eval_per_user: bool, agreement_users: int,
+             as_json: bool, progress: bool) -> None:
     """Evaluate RUN_DIR/checkpoints/best.pt: GAUC, NDCG@K, HIT@K, MRR@K.
 
     The metrics are printed and written to RUN_DIR/eval_<split>_<protocol>.json.
@@ -51,7 +52,7 @@ def evaluate(run_dir: Path, split: str, protocol: str, ks: tuple[int, ...], data
     run = load_run(run_dir, data=data, device=device)
     metrics, out = evaluate_run(run, split, protocol, tuple(sorted(set(ks))),
                                 batch_size=eval_batch_size, agreement_users=agreement_users,
-                                progress=progress)
+                                progress=progress, per_user=eval_per_user)
     if agreement_users and "ranking_agreement" in metrics:
         users = min(agreement_users, len(set(run.dataset.records[split].users.tolist())))
         lines = describe(metrics["ranking_agreement"], users, split, run.config.model)

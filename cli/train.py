@@ -17,13 +17,16 @@ from mgnm_pyg.training.config import build_config, check_value, load_toml, optio
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, metavar="RUN_DIR",
               help="Continue an interrupted run from its checkpoints/last.pt. Only --epochs, "
-                   "--patience, --device, --eval-batch-size and --eval-full may change.")
+                   "--patience, --device, --eval-batch-size, --eval-full and --eval-per-user "
+                   "may change.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.toml",
               help="TOML file of settings (keys named like the options); the command line wins.")
 @click.option("--preset", default=None, metavar="NAME",
-              help="Packaged settings to start from: paper (the defaults) or tuned (the "
-                   "project's recommended MGNM); --config and the command line win over it.")
+              help="Packaged settings to start from: paper (the defaults), authors (MGNM "
+                   "as the authors' code computes it, 42 records a batch, 50 epochs) or "
+                   "tuned (the project's recommended MGNM); --config and the command line "
+                   "win over it.")
 @progress_option
 @click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, metavar="DIR",

@@ -11,7 +11,7 @@ from mgnm_pyg.training.saved_run import LoadedRun
 
 def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
                  ks: tuple[int, ...] = (5,), batch_size: int | None = None,
-                 progress: bool = False, agreement_users: int = 0
+                 progress: bool = False, agreement_users: int = 0, per_user: bool = False
                  ) -> tuple[dict[str, float], Path]:
     """Metrics of the run's model on ``split``, also written to ``eval_<split>_<protocol>.json``.
 
@@ -24,7 +24,7 @@ def evaluate_run(run: LoadedRun, split: str = "test", protocol: str = "sampled",
     require_records(run.dataset, split, "evaluate")
     config = run.config if batch_size is None else run.config.replace(eval_batch_size=batch_size)
     metrics = evaluate(run.model, run.dataset, split, protocol, ks, config, run.device,
-                       progress=progress)
+                       progress=progress, per_user=per_user)
     if agreement_users:
         from mgnm_pyg.inference.agreement import measure
 

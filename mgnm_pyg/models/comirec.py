@@ -32,11 +32,20 @@ class ComiRecDR(SequentialRecommender):
         n_interests: number of interests ``K`` (4).
         routing_iters: dynamic-routing iterations (3, ComiRec's default).
         interest_activation: ``"relu"`` (MGNM's Eq. 11, ``q_k = ReLU(o_k W'_k)``) or
-            ``"none"`` (linear ``W'_k``, closer to ComiRec's code, which has no such layer).
+            ``"none"`` (linear ``W'_k``), or ``"identity"`` (``q_k = o_k``, as ComiRec's
+            code, which has no such layer).
+        max_len: number of per-position capsule maps (the longest history).
+        capsule_maps: ``"auto"``/``"per-position"`` (the default, as ComiRec-DR's own code:
+            one ``[K*d, d]`` map per position, drawn ``N(0, 1)``) or ``"shared"`` (one
+            ``W_k`` for all positions, as MGNM's SPEC). **The default changed**: before
+            issue 19 this model always shared its maps, so its earlier results are
+            ``capsule_maps="shared"``. Positions count back from the most recent item
+            (:func:`~mgnm_pyg.nn.capsule.per_position_inputs`); ComiRec's code pads short
+            histories at the end, so there they count from the oldest item.
 
-    Departures from ComiRec's code: the capsule maps ``W_k`` are shared by all
-    positions (ComiRec-DR has one per position and interest) and interests pass
-    MGNM's ``act(o_k W'_k)`` (Eq. 11); routing logits start at zero as in ComiRec-DR.
+    Departures from ComiRec's code: interests pass MGNM's ``act(o_k W'_k)`` (Eq. 11)
+    unless ``interest_activation="identity"``; routing logits start at zero as in
+    ComiRec-DR.
     ComiRec trains with a sampled softmax; here it is the package's BCE or full softmax.
 
     Shapes:
@@ -45,15 +54,19 @@ class ComiRecDR(SequentialRecommender):
     """
 
     def __init__(self, n_users: int, n_items: int, dim: int = 16, n_interests: int = 4,
-                 routing_iters: int = 3, interest_activation: str = "relu") -> None:
+                 routing_iters: int = 3, interest_activation: str = "relu",
+                 max_len: int = 100, capsule_maps: str = "auto") -> None:
         super().__init__()
+        capsule_maps = "per-position" if capsule_maps == "auto" else capsule_maps
         self.config = dict(n_users=n_users, n_items=n_items, dim=dim,
                            n_interests=n_interests, routing_iters=routing_iters,
-                           interest_activation=interest_activation)
+                           interest_activation=interest_activation, max_len=max_len,
+                           capsule_maps=capsule_maps)
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.capsules = SequentialCapsuleNetwork(dim, n_interests, routing_iters,
                                                  use_bilstm=False,
-                                                 interest_activation=interest_activation)
+                                                 interest_activation=interest_activation,
+                                                 capsule_maps=capsule_maps, max_len=max_len)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -16,24 +16,21 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.adjacency import (
-    fully_connected_edge_index,
-    normalize_adjacency,
-    user_aware_adjacency,
-    user_aware_edge_weight,
-    user_aware_gcn_norm,
-)
+from ..nn.adjacency import user_aware_adjacency
 from ..nn.conv import DenseUserAwareGraphConv, UserAwareGraphConv
 from ..nn.extractors import build_extractor
+from ..nn.graph_levels import dense_levels, edge_list_levels
 from ..nn.level_norm import LEVEL_NORMS, normalize_levels
 from ..nn.readout import target_attention
 from .base import SequentialRecommender, reset_item_embedding
-from .loss import level_names
+from .mgnm_loss import MGNMObjective
 
-__all__ = ["MGNM", "GraphLevels", "MGNMEncoding"]
+__all__ = ["ADJACENCY_NORMALIZATIONS", "LEVEL_INPUTS", "MGNM", "GraphLevels", "MGNMEncoding"]
+
+ADJACENCY_NORMALIZATIONS = ("symmetric", "none")
+LEVEL_INPUTS = ("previous", "input")
 
 #: Standard deviation of the user embeddings at initialisation (the authors' code).
 USER_INIT_STD = 0.1
@@ -55,7 +52,7 @@ class MGNMEncoding(NamedTuple):
     mask: Tensor  #: ``bool [B, m]`` valid history positions
 
 
-class MGNM(SequentialRecommender):
+class MGNM(MGNMObjective, SequentialRecommender):
     r"""Multi-grained neural model (MGNM).
 
     Args:
@@ -80,7 +77,8 @@ class MGNM(SequentialRecommender):
         share_capsule_weights: one interest extractor for all levels (SPEC) or one per
             level (then levels are extracted one call each).
         interest_activation: ``"relu"`` is Eq. 11, ``q_k = ReLU(o_k W'_k)``; ``"none"``
-            drops the ReLU, as the authors' code does (its ``relu_layer=False``).
+            drops the ReLU; ``"identity"`` is ``q_k = o_k`` without ``W'_k``, as the
+            authors' code (its ``relu_layer=False``).
         bilstm_mode: ``"interests"`` (SPEC's reading of Eq. 10) or ``"routing"`` (the
             authors' code); see :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
         score_scale: departs from the paper: every level score ``y(l)`` is multiplied by
@@ -93,6 +91,24 @@ class MGNM(SequentialRecommender):
         level_norm: departs from the paper when not ``"none"``: the graph levels
             ``1..L`` are normalised before the interest extractor
             (:func:`~mgnm_pyg.nn.level_norm.normalize_levels`).
+
+    The authors' code (SPEC, "The authors' code, as it computes"); each default is the
+    paper's, and ``presets/authors.toml`` sets them all:
+        max_len: the number of per-position capsule maps.
+        capsule_maps: ``"auto"``/``"shared"`` (SPEC) or ``"per-position"`` (authors'),
+            see :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
+        routing_init: ``"zero"`` (SPEC) or ``"random"`` (authors': truncated normal).
+        bilstm_layout: ``"per-capsule"`` (SPEC) or ``"joint"`` (authors': one ``K*d``-wide
+            sequence, :mod:`mgnm_pyg.nn.authors_bilstm`).
+        adjacency_user: the ``x_u`` of Eq. 1; False is ``sigmoid(x_i . x_j)`` (authors').
+        adjacency_normalization: ``"symmetric"`` propagates with
+            ``P = I + D^-1/2 A D^-1/2`` (Eq. 3); ``"none"`` with the raw ``A`` (authors').
+        level_input: ``"previous"`` stacks the layers, ``H(l+1) = f(H(l))`` (Eq. 2);
+            ``"input"`` computes every level from level 0, ``H(l+1) = f(X)`` (authors'; with
+            one shared ``W`` all levels above 0 are then equal, as in their code).
+        graph_bias: add a bias ``b`` inside the LeakyReLU of each layer (authors').
+        l2_halved: the L2 term is ``theta2 * sum p^2 / 2`` (TF's ``l2_loss``, authors')
+            instead of Eq. 17's ``theta2 * sum p^2``.
 
     Choices the paper leaves open:
         - Initialisation as in the authors' code: item embeddings, ``W_k`` and ``W'_k``
@@ -134,10 +150,25 @@ class MGNM(SequentialRecommender):
         learn_score_scale: bool = False,
         item_init_scale: float = 1.0,
         level_norm: str = "none",
+        max_len: int = 100,
+        capsule_maps: str = "auto",
+        routing_init: str = "zero",
+        bilstm_layout: str = "per-capsule",
+        adjacency_user: bool = True,
+        adjacency_normalization: str = "symmetric",
+        level_input: str = "previous",
+        graph_bias: bool = False,
+        l2_halved: bool = False,
     ) -> None:
         super().__init__()
         if conv not in ("dense", "mp"):
             raise ValueError(f"conv must be 'dense' or 'mp', got {conv!r}")
+        if adjacency_normalization not in ADJACENCY_NORMALIZATIONS:
+            raise ValueError(f"adjacency_normalization must be one of "
+                             f"{ADJACENCY_NORMALIZATIONS}, got {adjacency_normalization!r}")
+        if level_input not in LEVEL_INPUTS:
+            raise ValueError(f"level_input must be one of {LEVEL_INPUTS}, got {level_input!r}")
+        capsule_maps = "shared" if capsule_maps == "auto" else capsule_maps
         if level_pooling not in ("max", "sum"):
             raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
         if level_norm not in LEVEL_NORMS:
@@ -150,7 +181,10 @@ class MGNM(SequentialRecommender):
             share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
             interest_activation=interest_activation, bilstm_mode=bilstm_mode,
             score_scale=score_scale, learn_score_scale=learn_score_scale,
-            item_init_scale=item_init_scale, level_norm=level_norm,
+            item_init_scale=item_init_scale, level_norm=level_norm, max_len=max_len,
+            capsule_maps=capsule_maps, routing_init=routing_init, bilstm_layout=bilstm_layout,
+            adjacency_user=adjacency_user, adjacency_normalization=adjacency_normalization,
+            level_input=level_input, graph_bias=graph_bias, l2_halved=l2_halved,
         )
         # Hyperparameters, read in one place.
         self.dim, self.n_interests = dim, n_interests
@@ -159,6 +193,9 @@ class MGNM(SequentialRecommender):
         self.theta1, self.theta2 = theta1, theta2
         self.conv, self.use_graph, self.level_pooling = conv, use_graph, level_pooling
         self.level_norm, self.item_init_scale = level_norm, item_init_scale
+        self.adjacency_user, self.level_input = adjacency_user, level_input
+        self.normalized = adjacency_normalization == "symmetric"
+        self.graph_bias, self.l2_halved = graph_bias, l2_halved
         self.initial_score_scale = score_scale
         if learn_score_scale:
             self.score_scale = nn.Parameter(torch.tensor(float(score_scale)))
@@ -168,14 +205,21 @@ class MGNM(SequentialRecommender):
 
         self.user_embedding = nn.Embedding(n_users, dim)
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        conv_cls = DenseUserAwareGraphConv if conv == "dense" else UserAwareGraphConv
         n_convs = 0 if not use_graph else (1 if share_layer_weight else n_layers)
-        self.convs = nn.ModuleList(conv_cls(dim) for _ in range(n_convs))
+        if conv == "dense":  # the caller builds P, normalised or not
+            self.convs = nn.ModuleList(DenseUserAwareGraphConv(dim, bias=graph_bias)
+                                       for _ in range(n_convs))
+        else:
+            self.convs = nn.ModuleList(
+                UserAwareGraphConv(dim, bias=graph_bias, identity=self.normalized)
+                for _ in range(n_convs))
         n_extractors = 1 if share_capsule_weights else self.n_levels
         # build_extractor rejects an unknown extractor name.
         self.extractors = nn.ModuleList(
             build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm,
-                            interest_activation, bilstm_mode)
+                            interest_activation, bilstm_mode, capsule_maps=capsule_maps,
+                            max_len=max_len, routing_init=routing_init,
+                            bilstm_layout=bilstm_layout)
             for _ in range(n_extractors)
         )
         self.reset_parameters()
@@ -188,47 +232,25 @@ class MGNM(SequentialRecommender):
         for module in [*self.convs, *self.extractors]:
             module.reset_parameters()
 
-    def _conv(self, layer: int) -> nn.Module:
-        return self.convs[0] if len(self.convs) == 1 else self.convs[layer]
-
-    def _dense_levels(self, x: Tensor, mask: Tensor, adj: Tensor) -> list[Tensor]:
-        prop = normalize_adjacency(adj, mask)
-        levels = [x]
-        for layer in range(self.n_layers):
-            levels.append(self._conv(layer)(levels[-1], mask, prop=prop))
-        return levels
-
-    def _graph_levels(self, x: Tensor, x_user: Tensor, mask: Tensor) -> tuple[list[Tensor], Tensor]:
-        # Left-aligned rows: x[mask] lists the nodes graph by graph (PyG Batch order), and
-        # the fully connected edges come in the row-major order of the dense pair mask.
-        b, m, d = x.shape
-        lengths = mask.sum(1)
-        nodes = x[mask]
-        batch = torch.repeat_interleave(torch.arange(b, device=x.device), lengths)
-        edge_index = fully_connected_edge_index(lengths)
-        weight = user_aware_edge_weight(nodes, x_user, edge_index, batch)
-        norm = user_aware_gcn_norm(edge_index, weight, nodes.size(0))
-        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-        adj = x.new_zeros(b, m, m).masked_scatter(pair_mask, weight)
-        levels, h = [x], nodes
-        node_mask = mask.unsqueeze(-1)
-        for layer in range(self.n_layers):
-            h = self._conv(layer)(h, edge_index, edge_weight=norm)
-            levels.append(x.new_zeros(b, m, d).masked_scatter(node_mask, h))
-        return levels, adj
-
     def levels(self, users: Tensor, histories: Tensor) -> GraphLevels:
         """The graph levels ``H(0..L)`` (Eq. 1-4, then ``level_norm``) and the adjacency."""
         mask = histories != 0
         x = self.item_embedding(histories)
         b, m, _ = x.shape
         if not self.use_graph:
-            levels, adj = [x], x.new_zeros(b, m, m)
-        elif self.conv == "dense":
-            adj = user_aware_adjacency(x, self.user_embedding(users), mask)
-            levels = self._dense_levels(x, mask, adj)
+            return GraphLevels(normalize_levels([x], mask, self.level_norm),
+                               x.new_zeros(b, m, m), mask)
+        # Without the user term, Eq. 1 is sigmoid(x_i . x_j): x_u = 1 (exactly).
+        x_user = self.user_embedding(users) if self.adjacency_user else x.new_ones(b, x.size(2))
+        convs = [self.convs[0] if len(self.convs) == 1 else self.convs[layer]
+                 for layer in range(self.n_layers)]
+        stacked = self.level_input == "previous"
+        if self.conv == "dense":
+            adj = user_aware_adjacency(x, x_user, mask)
+            levels = dense_levels(convs, x, mask, adj, self.normalized, stacked,
+                                  mask_padding=self.graph_bias)
         else:
-            levels, adj = self._graph_levels(x, self.user_embedding(users), mask)
+            levels, adj = edge_list_levels(convs, x, x_user, mask, self.normalized, stacked)
         return GraphLevels(normalize_levels(levels, mask, self.level_norm), adj, mask)
 
     def _extract(self, levels: list[Tensor], mask: Tensor, method: str) -> Any:
@@ -270,43 +292,3 @@ class MGNM(SequentialRecommender):
         if self.level_pooling == "sum":
             return level_scores.sum(1)
         return level_scores.max(1).values
-
-    def regularization(self, enc: MGNMEncoding) -> tuple[Tensor, dict[str, Tensor]]:
-        r"""Eq. 17's regularisers: :math:`\theta_1 \sum |A| + \theta_2 \sum_p \|p\|^2`.
-
-        Returns the sum and ``{"l1": ..., "l2": ...}`` (used by every training loss).
-        """
-        l1 = self.theta1 * enc.adjacency.abs().sum()
-        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
-        return l1 + l2, {"l1": l1, "l2": l2}
-
-    def loss(
-        self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        r"""Eq. 16-17, as sums:
-
-        .. math::
-            \sum_l \sum_{rows} \mathrm{BCE}(y^{(l)}, label) + \theta_1 \sum |A|
-            + \theta_2 \sum_{p} \|p\|^2
-
-        ``parts`` holds each term divided by the number of rows ``B * C``, as detached
-        0-dim tensors (for logging; ``float()`` them when needed), and the BCE of each
-        level (``bce_level0`` ..): a level whose BCE climbs towards ``log 2`` has stopped
-        scoring.
-        """
-        enc = self.encode(users, histories)
-        levels = self.score(enc.interests, items)
-        targets = labels.to(levels.dtype).unsqueeze(1).expand_as(levels)
-        # Element-wise, then summed: the same sum and gradient as reduction="sum" (which
-        # is computed this way), and the per-level sums come from the same elements.
-        elements = F.binary_cross_entropy_with_logits(levels, targets, reduction="none")
-        bce = elements.sum()
-        reg, parts = self.regularization(enc)
-        l1, l2 = parts["l1"], parts["l2"]
-        total = bce + reg
-        per_level = elements.detach().sum((0, 2))
-        # Detached device scalars: reading them (float()) is the caller's choice, so a
-        # training step on a GPU never waits for the host.
-        values = torch.cat([torch.stack([bce, l1, l2, total]).detach(), per_level])
-        names = ("bce", "l1", "l2", "total", *level_names("bce", self.n_levels))
-        return total, dict(zip(names, (values / labels.numel()).unbind(), strict=True))

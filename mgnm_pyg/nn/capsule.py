@@ -12,13 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .authors_bilstm import JointBiLSTM
 from .bilstm import MaskedBiLSTM
 
 __all__ = [
+    "BILSTM_LAYOUTS",
     "BILSTM_MODES",
+    "CAPSULE_MAPS",
     "INTEREST_ACTIVATIONS",
+    "ROUTING_INITS",
     "SequentialCapsuleNetwork",
+    "per_position_inputs",
     "reset_capsule_weight",
+    "routing_logits",
     "squash",
 ]
 
@@ -38,8 +44,12 @@ def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
     return v * (norm2 / (1.0 + norm2) / torch.sqrt(norm2 + eps))
 
 
-INTEREST_ACTIVATIONS = ("relu", "none")
+#: ``identity`` (``q_k = o_k``, no ``W'_k``) exists for the capsule network only.
+INTEREST_ACTIVATIONS = ("relu", "none", "identity")
 BILSTM_MODES = ("interests", "routing")
+BILSTM_LAYOUTS = ("per-capsule", "joint")
+CAPSULE_MAPS = ("shared", "per-position")
+ROUTING_INITS = ("zero", "random")
 
 
 def interest_activation_fn(name: str) -> Callable[[Tensor], Tensor]:
@@ -48,7 +58,49 @@ def interest_activation_fn(name: str) -> Callable[[Tensor], Tensor]:
         return F.relu
     if name == "none":
         return nn.Identity()
+    if name == "identity":
+        raise ValueError("interest_activation 'identity' (q_k = o_k) exists for the capsule "
+                         "extractor only")
     raise ValueError(f"interest_activation must be one of {INTEREST_ACTIVATIONS}, got {name!r}")
+
+
+def _check(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def routing_logits(n: int, k: int, m: int, like: Tensor, init: str) -> Tensor:
+    """Initial routing logits ``[n, k, m]``: zeros (SPEC), or ``"random"`` as the authors'
+    code: a truncated normal (std 1, cut at 2 std as TF's ``truncated_normal``) drawn from
+    torch's default generator at every call, so a seeded run is deterministic on the CPU.
+    Each evaluation (``training/runs.py``) draws from the run's seed, so the same model
+    scores the same way whenever it is evaluated with the same evaluation batch size."""
+    if init == "zero":
+        return like.new_zeros(n, k, m)
+    return nn.init.trunc_normal_(like.new_empty(n, k, m), 0.0, 1.0, -2.0, 2.0)
+
+
+def per_position_inputs(h: Tensor, mask: Tensor, weight: Tensor) -> Tensor:
+    r"""``Z`` with one map per position: ``z_j = W_{p(j)} h_j`` (ComiRec-DR, the authors').
+
+    Positions count back from the most recent item: in a history of ``n`` items,
+    left-aligned step ``j`` uses ``weight[T - n + j]`` (``T = weight.size(0)``), the map
+    the authors' right-aligned window gives it; the most recent item uses ``weight[T-1]``.
+
+    Shapes:
+        - h: ``[N, m, d]`` (zero at padding); mask: ``bool [N, m]``;
+          weight: ``[T, K*d, d]`` with ``T >= m``; output: ``[N, m, K*d]``
+    """
+    m = h.size(1)
+    if m > weight.size(0):
+        raise ValueError(f"a history of {m} steps is longer than the {weight.size(0)} "
+                         "per-position capsule maps (max_len)")
+    steps = torch.arange(m, device=h.device).unsqueeze(0)
+    shift = (m - mask.sum(1)).unsqueeze(1)  # right-align within the batch's m steps
+    right = torch.gather(h, 1, ((steps - shift) % m).unsqueeze(-1).expand_as(h))
+    z = torch.einsum("nad,aed->nae", right, weight[weight.size(0) - m:])
+    return torch.gather(z, 1, ((steps + shift) % m).unsqueeze(-1).expand_as(z))
 
 
 def reset_capsule_weight(weight: Tensor, dim: int) -> None:
@@ -74,7 +126,7 @@ class SequentialCapsuleNetwork(nn.Module):
     (no logit update after the last iteration; ``c = 0`` at padded ``j``). After the
     first iteration ``Z_k <- Z_k + BiLSTM(Z_k)`` (Eq. 10). Interests are
     ``q_k = ReLU(o_k W'_k)`` (Eq. 11) with ``interest_activation="relu"``, or
-    ``q_k = o_k W'_k`` with ``"none"``.
+    ``q_k = o_k W'_k`` with ``"none"``, or ``q_k = o_k`` (no ``W'_k``) with ``"identity"``.
 
     Non-final iterations see ``Z`` with its gradient stopped, as in the authors' code
     (and MIND/ComiRec), so gradients reach ``Z`` only through the final ``v``.
@@ -95,6 +147,16 @@ class SequentialCapsuleNetwork(nn.Module):
             iterations and the final ``v``) or ``"routing"`` (the authors' code: the
             BiLSTM output only enters the routing-logit updates, the final ``v`` sums the
             original ``Z``, and the BiLSTM is trained through the logits).
+        capsule_maps: ``"shared"`` (SPEC: ``Z_k = H W_k``, one ``W_k`` for all positions)
+            or ``"per-position"`` (the authors' code and ComiRec-DR's: a ``[max_len, K*d,
+            d]`` tensor drawn ``N(0, 1)``, see :func:`per_position_inputs`).
+        max_len: number of per-position maps (the longest history).
+        routing_init: ``"zero"`` (SPEC) or ``"random"`` (the authors': see
+            :func:`routing_logits`; drawn once per sequence and level, where their code,
+            which re-encodes the history for each candidate, draws once per candidate).
+        bilstm_layout: ``"per-capsule"`` (SPEC: one sequence per capsule,
+            :class:`~mgnm_pyg.nn.bilstm.MaskedBiLSTM`) or ``"joint"`` (the authors': one
+            ``K*d``-wide sequence per history, :class:`~mgnm_pyg.nn.authors_bilstm.JointBiLSTM`).
         eps: squash epsilon.
 
     Shapes:
@@ -111,28 +173,69 @@ class SequentialCapsuleNetwork(nn.Module):
         interest_activation: str = "relu",
         bilstm_mode: str = "interests",
         eps: float = 1e-9,
+        capsule_maps: str = "shared",
+        max_len: int = 100,
+        routing_init: str = "zero",
+        bilstm_layout: str = "per-capsule",
     ) -> None:
         super().__init__()
-        if bilstm_mode not in BILSTM_MODES:
-            raise ValueError(f"bilstm_mode must be one of {BILSTM_MODES}, got {bilstm_mode!r}")
-        self.bilstm_mode = bilstm_mode
-        self.activation = interest_activation_fn(interest_activation)
+        self.bilstm_mode = _check("bilstm_mode", bilstm_mode, BILSTM_MODES)
+        self.capsule_maps = _check("capsule_maps", capsule_maps, CAPSULE_MAPS)
+        self.routing_init = _check("routing_init", routing_init, ROUTING_INITS)
+        self.bilstm_layout = _check("bilstm_layout", bilstm_layout, BILSTM_LAYOUTS)
+        identity = _check("interest_activation", interest_activation,
+                          INTEREST_ACTIVATIONS) == "identity"
+        self.activation = nn.Identity() if identity else interest_activation_fn(
+            interest_activation)
         self.dim = dim
         self.n_interests = n_interests
         self.routing_iters = routing_iters
         self.eps = eps
-        # The K capsule maps W_k are one [d, K*d] matrix, so Z is a single matmul.
-        self.capsule_weight = nn.Parameter(torch.empty(dim, n_interests * dim))
-        self.interest_weight = nn.Parameter(torch.empty(n_interests, dim, dim))
-        self.bilstm = MaskedBiLSTM(dim) if use_bilstm else None
+        if capsule_maps == "shared":
+            # The K capsule maps W_k are one [d, K*d] matrix, so Z is a single matmul.
+            self.capsule_weight = nn.Parameter(torch.empty(dim, n_interests * dim))
+        else:
+            self.capsule_weight = nn.Parameter(torch.empty(max_len, n_interests * dim, dim))
+        if identity:
+            self.register_parameter("interest_weight", None)
+        else:
+            self.interest_weight = nn.Parameter(torch.empty(n_interests, dim, dim))
+        if not use_bilstm:
+            self.bilstm = None
+        elif bilstm_layout == "joint":
+            self.bilstm = JointBiLSTM(dim, n_interests)
+        else:
+            self.bilstm = MaskedBiLSTM(dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Glorot-uniform per-capsule ``W_k`` and ``W'_k`` (each d x d); BiLSTM defaults."""
-        reset_capsule_weight(self.capsule_weight, self.dim)
-        reset_capsule_weight(self.interest_weight, self.dim)
+        """Glorot-uniform per-capsule ``W_k`` (or ``N(0, 1)`` per-position maps, as the
+        authors' code) and ``W'_k`` (each d x d); BiLSTM defaults."""
+        if self.capsule_maps == "shared":
+            reset_capsule_weight(self.capsule_weight, self.dim)
+        else:
+            nn.init.normal_(self.capsule_weight, 0.0, 1.0)
+        if self.interest_weight is not None:
+            reset_capsule_weight(self.interest_weight, self.dim)
         if self.bilstm is not None:
             self.bilstm.reset_parameters()
+
+    def _inputs(self, h: Tensor, mask: Tensor) -> Tensor:
+        """``Z`` ``[N, K, m, d]``."""
+        n, m, d = h.shape
+        if self.capsule_maps == "shared":
+            z = h @ self.capsule_weight
+        else:
+            z = per_position_inputs(h, mask, self.capsule_weight)
+        return z.view(n, m, self.n_interests, d).transpose(1, 2)
+
+    def _bilstm(self, z: Tensor, mask: Tensor) -> Tensor:
+        """``BiLSTM(Z)`` ``[N, K, m, d]`` in the chosen layout, zero at padding."""
+        n, k, m, d = z.shape
+        if self.bilstm_layout == "joint":
+            return self.bilstm(z, mask.sum(1))
+        lengths = mask.sum(1).repeat_interleave(k)
+        return self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
 
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
         return self.route(h, mask)[0]
@@ -145,9 +248,9 @@ class SequentialCapsuleNetwork(nn.Module):
         """
         n, m, d = h.shape
         k = self.n_interests
-        z = (h @ self.capsule_weight).view(n, m, k, d).transpose(1, 2)  # [N, K, m, d]
+        z = self._inputs(h, mask)  # [N, K, m, d]
         valid = mask.unsqueeze(1).to(h.dtype)  # [N, 1, m]
-        logits = h.new_zeros(n, k, m)
+        logits = routing_logits(n, k, m, h, self.routing_init)
         out = h.new_zeros(n, k, d)
         z_route = z.detach()  # what the logit updates see (gradient stopped)
         for it in range(self.routing_iters):
@@ -159,18 +262,19 @@ class SequentialCapsuleNetwork(nn.Module):
                 break
             logits = logits + torch.einsum("nkmd,nkd->nkm", z_route, out)
             if it == 0 and self.bilstm is not None:
-                lengths = mask.sum(1).repeat_interleave(k)
                 if self.bilstm_mode == "interests":
-                    z = z + self.bilstm(z.reshape(n * k, m, d), lengths).view(n, k, m, d)
+                    z = z + self._bilstm(z, mask)
                     z_route = z.detach()
                 else:  # "routing": the BiLSTM steers the routing only; v uses the original Z
                     base = z.detach()
-                    steer = self.bilstm(base.reshape(n * k, m, d), lengths)
-                    z_route = base + steer.view(n, k, m, d)
+                    z_route = base + self._bilstm(base, mask)
+        if self.interest_weight is None:  # "identity": q_k = o_k
+            return out, coupling
         return self.activation(torch.einsum("nkd,kde->nke", out, self.interest_weight)), coupling
 
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.dim}, n_interests={self.n_interests}, "
-            f"routing_iters={self.routing_iters}, bilstm={self.bilstm is not None})"
+            f"routing_iters={self.routing_iters}, bilstm={self.bilstm is not None}, "
+            f"capsule_maps={self.capsule_maps!r})"
         )

@@ -29,7 +29,8 @@ WEIGHT_INIT_STD = 0.01
 
 
 def reset_graph_weight(weight: Tensor) -> None:
-    """Draw the graph weight ``W`` from ``N(0, WEIGHT_INIT_STD^2)`` (the authors' code).
+    """Draw the graph weight ``W`` (or bias ``b``) from ``N(0, WEIGHT_INIT_STD^2)`` (the
+    authors' code draws both so).
 
     Why not Glorot: with a Glorot-uniform ``W`` the deepest levels grow with depth and, on
     the real Toys data, their interests died (ReLU of Eq. 11 stuck at 0) after about 800
@@ -37,6 +38,14 @@ def reset_graph_weight(weight: Tensor) -> None:
     steps) but does not always prevent it (benchmarks/RESULTS.md).
     """
     torch.nn.init.normal_(weight, 0.0, WEIGHT_INIT_STD)
+
+
+def _bias_parameter(module: torch.nn.Module, channels: int, bias: bool) -> None:
+    """Register ``module.bias`` (``[d]``, drawn like ``W``: the authors' ``b``) or None."""
+    if bias:
+        module.bias = torch.nn.Parameter(torch.empty(channels))
+    else:
+        module.register_parameter("bias", None)
 
 
 class UserAwareGraphConv(MessagePassing):
@@ -54,6 +63,9 @@ class UserAwareGraphConv(MessagePassing):
     Args:
         channels: feature size ``d`` (input and output).
         negative_slope: LeakyReLU slope (default 0.2, the authors' code).
+        bias: add a bias ``b`` before the LeakyReLU (the authors' code; not in Eq. 2).
+        identity: the ``I`` of ``P`` (Eq. 3); False propagates with the edge weights only
+            (the authors' raw adjacency, ``norm_adj=False``).
 
     Shapes:
         - x: ``[N, d]``; edge_index: ``[2, E]``; edge_weight: ``[E]`` (normalised)
@@ -61,17 +73,22 @@ class UserAwareGraphConv(MessagePassing):
         - output: ``[N, d]``
     """
 
-    def __init__(self, channels: int, negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> None:
+    def __init__(self, channels: int, negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+                 bias: bool = False, identity: bool = True) -> None:
         super().__init__(aggr="sum")
         self.channels = channels
         self.negative_slope = negative_slope
+        self.identity = identity
         self.weight = torch.nn.Parameter(torch.empty(channels, channels))
+        _bias_parameter(self, channels, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """``W`` from :func:`reset_graph_weight`."""
+        """``W`` (and ``b``) from :func:`reset_graph_weight`."""
         super().reset_parameters()
         reset_graph_weight(self.weight)
+        if self.bias is not None:
+            reset_graph_weight(self.bias)
 
     def forward(
         self,
@@ -87,8 +104,11 @@ class UserAwareGraphConv(MessagePassing):
             raw = user_aware_edge_weight(x, x_user, edge_index, batch)
             edge_weight = user_aware_gcn_norm(edge_index, raw, x.size(0))
         h = x @ self.weight
-        # The identity of P is the node's own (transformed) features.
-        out = h + self.propagate(edge_index, x=h, edge_weight=edge_weight)
+        out = self.propagate(edge_index, x=h, edge_weight=edge_weight)
+        if self.identity:  # the identity of P is the node's own (transformed) features
+            out = h + out
+        if self.bias is not None:
+            out = out + self.bias
         return F.leaky_relu(out, self.negative_slope)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
@@ -104,11 +124,13 @@ class DenseUserAwareGraphConv(torch.nn.Module):
     .. math::
         \mathbf{H}' = \mathrm{LeakyReLU}(\mathbf{P}\,\mathbf{H}\mathbf{W})
 
-    Padded rows of ``P`` are zero, so padded rows of the output stay exactly zero.
+    Padded rows of ``P`` are zero, so padded rows of the output stay exactly zero (with
+    ``bias``, the caller masks them).
 
     Args:
         channels: feature size ``d``.
         negative_slope: LeakyReLU slope (default 0.2, the authors' code).
+        bias: add a bias ``b`` before the LeakyReLU (the authors' code; not in Eq. 2).
 
     Shapes:
         - x: ``[B, m, d]``; mask: ``bool [B, m]``; prop: ``[B, m, m]`` (normalised ``P``)
@@ -116,16 +138,20 @@ class DenseUserAwareGraphConv(torch.nn.Module):
         - output: ``[B, m, d]``
     """
 
-    def __init__(self, channels: int, negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> None:
+    def __init__(self, channels: int, negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+                 bias: bool = False) -> None:
         super().__init__()
         self.channels = channels
         self.negative_slope = negative_slope
         self.weight = torch.nn.Parameter(torch.empty(channels, channels))
+        _bias_parameter(self, channels, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """``W`` from :func:`reset_graph_weight`."""
+        """``W`` (and ``b``) from :func:`reset_graph_weight`."""
         reset_graph_weight(self.weight)
+        if self.bias is not None:
+            reset_graph_weight(self.bias)
 
     def forward(
         self,
@@ -138,7 +164,10 @@ class DenseUserAwareGraphConv(torch.nn.Module):
             if x_user is None:
                 raise ValueError("pass prop, or x_user to compute it")
             prop = normalize_adjacency(user_aware_adjacency(x, x_user, mask), mask)
-        return F.leaky_relu(prop @ (x @ self.weight), self.negative_slope)
+        out = prop @ (x @ self.weight)
+        if self.bias is not None:
+            out = out + self.bias
+        return F.leaky_relu(out, self.negative_slope)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, {self.channels})"

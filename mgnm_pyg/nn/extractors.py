@@ -141,20 +141,33 @@ EXTRACTORS: dict[str, type[nn.Module]] = {
 }
 
 
+#: The SCN's settings that other extractors do not have, with their defaults.
+CAPSULE_ONLY = {"capsule_maps": "shared", "routing_init": "zero",
+                "bilstm_layout": "per-capsule"}
+
+
 def build_extractor(
     name: str, dim: int, n_interests: int, routing_iters: int = 3, use_bilstm: bool = True,
-    interest_activation: str = "relu", bilstm_mode: str = "interests",
+    interest_activation: str = "relu", bilstm_mode: str = "interests", max_len: int = 100,
+    **capsule: str,
 ) -> nn.Module:
-    """Interest extractor by name (``routing_iters``/``use_bilstm``/``bilstm_mode`` apply
-    to the SCN only;
+    """Interest extractor by name (``routing_iters``/``use_bilstm``/``bilstm_mode``,
+    ``max_len`` and the :data:`CAPSULE_ONLY` settings apply to the SCN only, and another
+    extractor refuses a non-default one;
     ``interest_activation`` to the extractors that end in ``W'_k`` heads: capsule, sum,
     bilstm; the attentive poolings have none)."""
     if name not in EXTRACTORS:
         raise ValueError(f"unknown extractor {name!r}; expected one of {sorted(EXTRACTORS)}")
-    interest_activation_fn(interest_activation)  # rejects an unknown name for every extractor
     if name == "capsule":
         return SequentialCapsuleNetwork(dim, n_interests, routing_iters, use_bilstm,
-                                        interest_activation, bilstm_mode)
+                                        interest_activation, bilstm_mode, max_len=max_len,
+                                        **capsule)
+    for key, value in capsule.items():
+        if key not in CAPSULE_ONLY:
+            raise TypeError(f"build_extractor() got an unexpected argument {key!r}")
+        if value != CAPSULE_ONLY[key]:
+            raise ValueError(f"{key}={value!r} needs the capsule extractor, not {name!r}")
+    interest_activation_fn(interest_activation)  # rejects an unknown name for every extractor
     if name in ("sum", "bilstm"):  # the extractors that end in W'_k heads
         return EXTRACTORS[name](dim, n_interests, interest_activation)
     return EXTRACTORS[name](dim, n_interests)

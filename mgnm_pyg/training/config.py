@@ -12,16 +12,23 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.models import MODELS
 from mgnm_pyg.models.loss import LOSSES
-from mgnm_pyg.nn.capsule import BILSTM_MODES, INTEREST_ACTIVATIONS
-from mgnm_pyg.nn.extractors import EXTRACTORS
+from mgnm_pyg.models.mgnm import ADJACENCY_NORMALIZATIONS, LEVEL_INPUTS
+from mgnm_pyg.nn.capsule import (
+    BILSTM_LAYOUTS,
+    BILSTM_MODES,
+    CAPSULE_MAPS,
+    INTEREST_ACTIVATIONS,
+    ROUTING_INITS,
+)
+from mgnm_pyg.nn.extractors import CAPSULE_ONLY, EXTRACTORS
 from mgnm_pyg.nn.level_norm import LEVEL_NORMS
+from mgnm_pyg.presets import load_preset, preset_names  # noqa: F401 (preset_names: re-export)
 from mgnm_pyg.training.schedule import LR_SCHEDULES
 
 if sys.version_info >= (3, 11):
@@ -68,7 +75,7 @@ class TrainConfig:
     model: str = _opt("mgnm", "Model: mgnm or a baseline. A model reads only the settings "
                       "its constructor names: sasrec dim, max_len, n_blocks, n_heads, "
                       "dropout; gru4rec dim; comirec-dr dim, n_interests, routing_iters, "
-                      "interest_activation.",
+                      "interest_activation, capsule_maps, max_len.",
                       "models",
                       choices=tuple(MODELS))
     n_blocks: int = _opt(2, "Self-attention blocks (sasrec).", "models", minimum=1)
@@ -79,8 +86,8 @@ class TrainConfig:
     n_interests: int = _opt(4, "Number of interests K.", "model", minimum=1)
     n_layers: int = _opt(3, "Graph layers L (levels 0..L).", "model", minimum=0)
     routing_iters: int = _opt(3, "Capsule routing iterations tau.", "model", minimum=1)
-    theta1: float = _opt(1e-6, "Weight of the L1 norm of the adjacency (0 = w/o L1Norm).",
-                         "model", minimum=0.0)
+    theta1: float = _opt(1e-6, "Weight of the L1 norm of the adjacency (0 = w/o L1Norm; "
+                         "the authors' code: 1e-5).", "model", minimum=0.0)
     theta2: float = _opt(1e-5, "Weight of the L2 norm of the parameters.", "model",
                          minimum=0.0)
     conv: str = _opt("dense", "Graph convolution implementation.", "model",
@@ -95,13 +102,41 @@ class TrainConfig:
                           choices=tuple(EXTRACTORS))
     share_layer_weight: bool = _opt(True, "One graph weight W shared by all layers.", "model")
     share_capsule_weights: bool = _opt(True, "Capsule weights shared across levels.", "model")
-    interest_activation: str = _opt("relu", "Activation of the interests q_k = act(o_k W'_k): "
-                                    "relu (Eq. 11) or none (the authors' code).", "model",
+    interest_activation: str = _opt("relu", "Interests: q_k = ReLU(o_k W'_k) (relu, Eq. 11), "
+                                    "o_k W'_k (none), or q_k = o_k without W'_k (identity, "
+                                    "the authors' code; capsule extractor only).", "model",
                                     choices=INTEREST_ACTIVATIONS)
     bilstm_mode: str = _opt("interests", "Where the BiLSTM of Eq. 10 acts: interests (its "
                             "output also feeds the final capsules; SPEC) or routing (routing "
                             "logits only; the authors' code).", "model",
                             choices=BILSTM_MODES)
+    # model: the authors' code where it departs from the paper (SPEC; presets/authors.toml)
+    capsule_maps: str = _opt("auto", "Capsule maps W_k: shared by all positions (SPEC) or "
+                             "per-position, counted back from the most recent item (the "
+                             "authors' code: per-position, N(0,1)); auto is shared for mgnm "
+                             "and per-position for comirec-dr (ComiRec's code).", "model",
+                             choices=("auto", *CAPSULE_MAPS))
+    routing_init: str = _opt("zero", "Initial routing logits: zero (SPEC) or random, a "
+                             "truncated normal of std 1 drawn from the run's seeded torch "
+                             "generator (the authors' code: random).", "model",
+                             choices=ROUTING_INITS)
+    bilstm_layout: str = _opt("per-capsule", "BiLSTM of Eq. 10: one d-wide sequence per "
+                              "capsule (SPEC) or joint, one K*d-wide sequence per history "
+                              "with no output bias and forget bias 1 (the authors' code: "
+                              "joint).", "model", choices=BILSTM_LAYOUTS)
+    adjacency_user: bool = _opt(True, "User term x_u in the adjacency of Eq. 1 (the authors' "
+                                "code: off, A_ij = sigmoid(x_i . x_j)).", "model")
+    adjacency_normalization: str = _opt("symmetric", "Propagation matrix: symmetric, "
+                                        "P = I + D^-1/2 A D^-1/2 (Eq. 3), or none, the raw A "
+                                        "(the authors' code: none).", "model",
+                                        choices=ADJACENCY_NORMALIZATIONS)
+    level_input: str = _opt("previous", "Graph level l+1 computed from level l (previous, "
+                            "Eq. 2) or from level 0 (input; the authors' code: input).",
+                            "model", choices=LEVEL_INPUTS)
+    graph_bias: bool = _opt(False, "A bias b inside the LeakyReLU of each graph layer (the "
+                            "authors' code: on).", "model")
+    l2_halved: bool = _opt(False, "L2 term theta2 * sum p^2 / 2 (TF's l2_loss; the authors' "
+                           "code: on) instead of theta2 * sum p^2 (Eq. 17).", "model")
     # model: departures from the paper that help MGNM learn (each 'none'/1 is the paper)
     score_scale: float = _opt(1.0, "Factor on every level score y(l) (departs from the paper "
                               "when not 1: squashed capsules keep logits near 0).", "model",
@@ -134,7 +169,9 @@ class TrainConfig:
     lr_warmup_epochs: float = _opt(0.0, "Epochs of linear learning-rate warm-up from 0 "
                                    "(fractions allowed; departs from the paper when > 0).",
                                    "optim", minimum=0.0)
-    batch_size: int = _opt(256, "Positives per training batch.", "optim", minimum=1)
+    batch_size: int = _opt(256, "Positives (records) per training batch (the authors' "
+                           "code: 42, i.e. 256 rows of 1 positive and 5 negatives).", "optim",
+                           minimum=1)
     negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
                           minimum=1)
     epochs: int = _opt(10, "Maximum number of epochs (the default keeps the demo data to a "
@@ -152,6 +189,10 @@ class TrainConfig:
     eval_batch_size: int = _opt(512, "Records per evaluation batch.", "runtime", minimum=1)
     eval_full: bool = _opt(True, "Also evaluate the test split by full ranking at the end.",
                            "runtime")
+    eval_per_user: bool = _opt(False, "Also report the test split by the per-user metric of "
+                               "the authors' code (each user's rows pooled, HIT/NDCG/MRR from "
+                               "the user's best positive; keys per_user_pooled_*), beside the "
+                               "per-record metrics.", "runtime")
     amp: bool = _opt(False, "bf16 autocast of the training forward pass, for GPUs (allowed "
                      "on the CPU, where it is usually slower); evaluation stays fp32.",
                      "runtime")
@@ -166,10 +207,18 @@ class TrainConfig:
             raise ConfigError(
                 f"model sasrec needs dim ({self.dim}) to be a multiple of n_heads "
                 f"({self.n_heads}); change --dim or --n-heads (dim, n_heads in a config file)")
+        if self.model == "mgnm" and self.extractor != "capsule":
+            changed = [name for name, default in CAPSULE_ONLY.items()
+                       if getattr(self, name) not in (default, "auto")]
+            changed += ["interest_activation"] * (self.interest_activation == "identity")
+            if changed:
+                options = ", ".join(f"--{n.replace('_', '-')} {getattr(self, n)}" for n in changed)
+                raise ConfigError(f"{options}: only the capsule extractor has this; "
+                                  f"--extractor is {self.extractor}")
 
     def model_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``MGNM(n_users, n_items, **kwargs)``."""
-        return {name: getattr(self, name) for name in MODEL_KEYS}
+        return {name: getattr(self, name) for name in (*MODEL_KEYS, "max_len")}
 
     def build_model(self, n_users: int, n_items: int):
         """``self.model`` for the dataset sizes; it takes the settings its constructor names."""
@@ -261,21 +310,6 @@ def load_toml(path: str | Path) -> dict[str, Any]:
                               f"{', '.join(sorted(FIELDS))}")
         values[name] = check_value(name, value, where=str(path), label=f"key {key!r}")
     return values
-
-
-def preset_names() -> tuple[str, ...]:
-    """The packaged presets (``mgnm_pyg/presets/*.toml``), sorted."""
-    folder = resources.files("mgnm_pyg.presets")
-    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The settings of packaged preset ``name``; an unknown name is a :class:`ConfigError`."""
-    if name not in preset_names():
-        raise ConfigError(f"--preset: unknown preset {name!r}; choose one of "
-                          f"{', '.join(preset_names())}")
-    with resources.as_file(resources.files("mgnm_pyg.presets") / f"{name}.toml") as path:
-        return load_toml(path)
 
 
 def build_config(

@@ -214,7 +214,7 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
         find_unused_parameters=not getattr(model, "theta2", None))
 
 
-def reduce_evaluation(ranking, gauc, best=None) -> None:
+def reduce_evaluation(ranking, gauc, best=None, pooled=None) -> None:
     """Merge the evaluation accumulators of all ranks into each rank's, in place.
 
     The ranks scored disjoint sets of whole users, so summing the rank histograms and
@@ -230,12 +230,14 @@ def reduce_evaluation(ranking, gauc, best=None) -> None:
     except ValueError:
         raise MGNMError("distributed GAUC needs pair counts, not raw rows") from None
     gauc.load_pair_count_state(all_gather_cat(counts))
-    if best is not None:
-        local = best.state()
+    for per_user in (best, pooled):
+        if per_user is None:
+            continue
+        local = per_user.state()
         size = int(all_reduce(torch.tensor([local.numel()]), op="max").item())
         table = torch.zeros(size, dtype=torch.int64)
         table[: local.numel()] = local
-        best.load_state(all_reduce(table))  # users are disjoint: one rank is non-zero
+        per_user.load_state(all_reduce(table))  # users are disjoint: one rank is non-zero
 
 
 def loss_part_means(sums: dict[str, Tensor], rows: int) -> dict[str, float]:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAccumulator
+from mgnm_pyg.per_user_metrics import PerUserPooledAccumulator
 from mgnm_pyg.training import distributed
 from mgnm_pyg.training.config import TrainConfig
 
@@ -93,13 +94,14 @@ class _SplitEvaluator:
     """Holds one evaluation's state: the model, the data and the accumulators."""
 
     def __init__(self, model, dataset, split, protocol, ks, max_len, device, item_chunk,
-                 per_user_best):
+                 per_user_best, per_user_pooled=False):
         self.model, self.dataset, self.split, self.protocol = model, dataset, split, protocol
         self.records = dataset.records[split]
         self.max_len, self.device, self.item_chunk = max_len, torch.device(device), item_chunk
         self.ranking = RankingAccumulator(ks)
         # only fed when asked: its update touches a table of every user seen so far
         self.best = PerUserBestAccumulator(ks) if per_user_best else None
+        self.pooled = PerUserPooledAccumulator(ks) if per_user_pooled else None
         self.gauc = GAUCAccumulator()
         self._nan = torch.zeros((), dtype=torch.bool, device=self.device)
 
@@ -145,8 +147,14 @@ class _SplitEvaluator:
         below = torch.zeros_like(beaten)  # sum over negatives of #(p <= s) + #(p < s)
         n_neg = torch.zeros_like(beaten)
         single = int(n_pos.max()) == 1  # then the only positive is the record's own
+        # the user's best positive (the table is sorted, +inf after the n_pos positives)
+        top = pos if single else table.gather(1, (n_pos - 1).unsqueeze(1)).squeeze(1)
+        pooled = torch.zeros_like(beaten)  # negatives at least as high as ``top``
         for scores, valid in self._negative_scores(enc, index):
             at_least = scores >= pos.unsqueeze(1)
+            if self.pooled is not None:
+                above_top = scores >= top.unsqueeze(1)
+                pooled += (above_top if valid is None else above_top & valid).sum(1)
             if single:
                 counts = at_least.to(torch.int32) + (scores > pos.unsqueeze(1))
             else:
@@ -170,6 +178,8 @@ class _SplitEvaluator:
         self.ranking.update(ranks)
         if self.best is not None:
             self.best.update(users, ranks)
+        if self.pooled is not None:
+            self.pooled.update(users, pooled.cpu())
         self.gauc.update_pair_counts(users, torch.ones_like(users), n_neg.cpu(), wins2.cpu())
 
     def run_group(self, group: np.ndarray, batch_size: int) -> None:
@@ -206,6 +216,7 @@ def evaluate_split(
     progress: bool = True,
     item_chunk: int = 4096,
     per_user_best: bool = False,
+    per_user_pooled: bool = False,
 ) -> dict[str, float]:
     """HIT/NDCG/MRR at each K and GAUC of ``model`` on ``dataset.records[split]``.
 
@@ -229,12 +240,15 @@ def evaluate_split(
             4096 items, 250k items in all: about 0.7 GB above the baseline on CPU).
         per_user_best: also report the authors'-code variant, under keys prefixed
             ``per_user_best_``.
+        per_user_pooled: also report the per-user metric of the authors' code (each
+            user's rows pooled, :mod:`mgnm_pyg.per_user_metrics`), under keys prefixed
+            ``per_user_pooled_``.
 
     Returns:
         ``{"ndcg@K", "hit@K", "mrr@K" (each K), "gauc", "n_records", "n_users_gauc"}``,
-        plus ``per_user_best_*`` on request. Counts are exact integers, so the result
-        does not depend on ``batch_size`` or ``item_chunk`` beyond the model's own
-        floating-point noise.
+        plus ``per_user_best_*`` and ``per_user_pooled_*`` on request. Counts are exact
+        integers, so the result does not depend on ``batch_size`` or ``item_chunk``
+        beyond the model's own floating-point noise.
     """
     if split not in SPLITS or split not in dataset.records:
         raise MGNMError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
@@ -248,7 +262,7 @@ def evaluate_split(
     if batch_size < 1 or item_chunk < 1:
         raise MGNMError(f"batch_size and item_chunk must be >= 1, got {batch_size}, {item_chunk}")
     evaluator = _SplitEvaluator(model, dataset, split, protocol, ks, max_len, device, item_chunk,
-                                per_user_best)
+                                per_user_best, per_user_pooled)
     records = evaluator.records
     if protocol == "sampled" and dataset.candidates[split].shape[0] != len(records):
         raise MGNMError(
@@ -268,21 +282,30 @@ def evaluate_split(
                 bar.update(group.size)
     finally:
         model.train(was_training)
-    distributed.reduce_evaluation(evaluator.ranking, evaluator.gauc, evaluator.best)
+    distributed.reduce_evaluation(evaluator.ranking, evaluator.gauc, evaluator.best,
+                                  evaluator.pooled)
     out = evaluator.ranking.compute()
     out.update(evaluator.gauc.compute())
-    if evaluator.best is not None:
-        out.update(evaluator.best.compute())
+    for extra in (evaluator.best, evaluator.pooled):
+        if extra is not None:
+            out.update(extra.compute())
     return out
 
 
 def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig, device,
-             progress: bool = False) -> dict[str, float]:
-    """One split under one protocol at ``config``'s batch size and ``max_len``, as floats."""
+             progress: bool = False, per_user: bool = False) -> dict[str, float]:
+    """One split under one protocol at ``config``'s batch size and ``max_len``, as floats;
+    ``per_user`` adds the authors' per-user metric (``per_user_pooled_*``)."""
     model.eval()  # left in eval mode afterwards (evaluate_split restores the mode it found)
-    out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
-                         batch_size=config.eval_batch_size, max_len=config.max_len,
-                         device=device, progress=progress)
+    # A model that draws inside its forward pass (--routing-init random) draws the same
+    # numbers in every evaluation of the run, and the caller's generators are untouched.
+    device = torch.device(device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(config.seed)
+        out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
+                             batch_size=config.eval_batch_size, max_len=config.max_len,
+                             device=device, progress=progress, per_user_pooled=per_user)
     return {str(k): float(v) for k, v in out.items()}
 
 
@@ -293,4 +316,4 @@ def metric_names(metrics: dict[str, float]) -> list[str]:
         order = {"gauc": 0, "ndcg": 1, "hit": 2, "mrr": 3}.get(base, 4)
         return (int(k) if k.isdigit() else 0, order, name)
 
-    return sorted((n for n in metrics if not n.startswith("n_")), key=key)
+    return sorted((n for n in metrics if not n.startswith("n_") and "_n_" not in n), key=key)

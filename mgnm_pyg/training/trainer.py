@@ -50,7 +50,8 @@ from mgnm_pyg.training.step import train_step
 from mgnm_pyg.training.stopping import ONE_PASS_MODELS, improves, stops_after
 
 # Settings that may change when a run is resumed; the others define the run.
-RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full")
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full",
+                     "eval_per_user")
 # The loss is read on the host (finiteness check, progress bar) every this many steps
 # and at the end of the epoch: a read waits for the GPU, so not every step.
 LOSS_CHECK_EVERY = 50
@@ -361,7 +362,8 @@ class Trainer:
         for protocol in ("sampled", "full") if cfg.eval_full else ("sampled",):
             start = time.perf_counter()
             results[protocol] = evaluate(self.model, self.dataset, "test", protocol, TEST_KS,
-                                         cfg, self.device, progress=self.progress)
+                                         cfg, self.device, progress=self.progress,
+                                         per_user=cfg.eval_per_user)
             seconds[protocol] = time.perf_counter() - start
         best_epoch = int(self.state["best_epoch"])
         if distributed.is_main():
