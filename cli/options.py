@@ -38,6 +38,8 @@ def _checked(name: str) -> Callable:
         if value is None:
             return value
         try:
+            if isinstance(value, tuple):  # an option given several times (multiple=True)
+                return tuple(check_value(name, v, where="", label=_flag(name)) for v in value)
             return check_value(name, value, where="", label=_flag(name))
         except ConfigError as exc:
             raise click.UsageError(str(exc), ctx=ctx) from None
