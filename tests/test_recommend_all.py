@@ -49,7 +49,7 @@ def test_every_user_gets_the_one_user_answer(run_dir, tmp_path):
 
 
 def test_a_failure_leaves_the_old_file(run_dir, tmp_path, monkeypatch):
-    from mgnm_pyg.training import recommend_all
+    from mgnm_pyg.inference import recommend_all
 
     out = tmp_path / "recs.parquet"
     out.write_bytes(b"old")

@@ -95,8 +95,9 @@ BAD = {
                       ["[search] loss", "non-empty list"]),
     "low not below high": (SEARCH + 'lr = {type = "float", low = 0.1, high = 0.1}',
                            ["[search] lr", "'low' must be below 'high'"]),
-    "log from zero": (SEARCH + 'lr = {type = "float", low = 0, high = 0.1, log = true}',
-                      ["[search] lr", "needs 'low' > 0"]),
+    # theta2 may be 0 (lr may not), so this reaches the log-scale check itself
+    "log from zero": (SEARCH + 'theta2 = {type = "float", low = 0, high = 0.1, log = true}',
+                      ["[search] theta2", "needs 'low' > 0"]),
     "step with log": (SEARCH + 'dim = {type = "int", low = 8, high = 64, step = 8, log = true}',
                       ["[search] dim", "exclude each other"]),
     "not a table": (SEARCH + "lr = 0.1", ["[search] lr", "expects a table"]),

@@ -118,8 +118,9 @@ class Trainer:
             self.negative_probs = shared_negative_distribution(
                 self.dataset, self.dataset.records["train"], config.negative_sampling)
             if config.logq_correction:
-                self.log_q = torch.from_numpy(np.log(self.negative_probs)).float().to(
-                    self.device)
+                # item 0 (padding, probability 0) is never drawn nor a target: log q = 0
+                probs = np.where(self.negative_probs > 0, self.negative_probs, 1.0)
+                self.log_q = torch.from_numpy(np.log(probs)).float().to(self.device)
         self.loss_module = distributed.wrap_model(self.model, self.device)
         self.epoch = 0  # completed epochs
         self.epoch_parts: dict[str, float] = {}  # per-row loss parts of the last epoch
