@@ -27,7 +27,7 @@ from mgnm_pyg.training.config import (
     TrainConfig,
     check_value,
     field_type,
-    tomllib,
+    read_toml,
 )
 
 KINDS = ("float", "int", "categorical")
@@ -180,14 +180,5 @@ def parse_space(raw: dict[str, Any], where: str) -> SearchSpace:
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and check the search-space file ``path``."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: search-space file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a search-space TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path, "search-space")
     return parse_space(raw, str(path))

@@ -288,20 +288,28 @@ def check_value(name: str, value: Any, where: str, label: str | None = None) -> 
     return value
 
 
+def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
+    """The parsed TOML file ``path``; a missing, folder or invalid file is a
+    :class:`ConfigError` naming it (``what`` says which kind of file was expected)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a {what} TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read settings from a TOML file: top-level keys named like the options.
 
     Dashes and underscores are interchangeable (``n-interests`` = ``n_interests``).
     Unknown keys, tables and wrong types raise :class:`ConfigError` naming the file.
     """
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path)
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
