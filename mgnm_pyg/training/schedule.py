@@ -16,8 +16,9 @@ stretches the rest of a cosine schedule.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-__all__ = ["LR_SCHEDULES", "lr_factor"]
+__all__ = ["LR_SCHEDULES", "lr_factor", "set_learning_rate"]
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -35,3 +36,14 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, schedule: str = "con
     total = epochs * steps_per_epoch
     progress = min(1.0, (step - warmup) / max(total - warmup, 1.0))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def set_learning_rate(optimizer: Any, config: Any, step: int, steps_per_epoch: int) -> None:
+    """Set every parameter group's learning rate for optimiser ``step`` (from 1) of the run:
+    ``config.lr`` times :func:`lr_factor`; nothing for a model without an optimiser."""
+    if optimizer is None:
+        return
+    factor = lr_factor(step, steps_per_epoch, config.epochs, config.lr_schedule,
+                       config.lr_warmup_epochs)
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * factor

@@ -46,6 +46,8 @@ from mgnm_pyg.training.checkpoint import (
 )
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
 from mgnm_pyg.training.evaluation import evaluate, metric_names
+from mgnm_pyg.training.schedule import set_learning_rate
+from mgnm_pyg.training.shared_negatives import SharedNegativeSampler
 from mgnm_pyg.training.step import train_step
 from mgnm_pyg.training.stopping import ONE_PASS_MODELS, improves, stops_after
 
@@ -111,16 +113,8 @@ class Trainer:
         # A model without trainable parameters (popularity) takes no optimiser steps.
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
-        self.negative_probs, self.log_q = None, None  # --loss sampled-softmax only
-        if config.loss == "sampled-softmax":
-            from mgnm_pyg.data.negatives import shared_negative_distribution
-
-            self.negative_probs = shared_negative_distribution(
-                self.dataset, self.dataset.records["train"], config.negative_sampling)
-            if config.logq_correction:
-                # item 0 (padding, probability 0) is never drawn nor a target: log q = 0
-                probs = np.where(self.negative_probs > 0, self.negative_probs, 1.0)
-                self.log_q = torch.from_numpy(np.log(probs)).float().to(self.device)
+        self.shared_negatives = (SharedNegativeSampler(self.dataset, config, self.device)
+                                 if config.loss == "sampled-softmax" else None)
         self.loss_module = distributed.wrap_model(self.model, self.device)
         self.epoch = 0  # completed epochs
         self.epoch_parts: dict[str, float] = {}  # per-row loss parts of the last epoch
@@ -179,10 +173,8 @@ class Trainer:
         each part of the loss (its terms, and MGNM's per-level BCE) is left in
         :attr:`epoch_parts` (``train_parts`` in ``metrics.jsonl``)."""
         from mgnm_pyg.data.collate import dense_batch
-        from mgnm_pyg.data.negatives import sample_shared_negatives, sample_training_negatives
+        from mgnm_pyg.data.negatives import sample_training_negatives
         from mgnm_pyg.data.sampler import LengthBucketSampler
-        from mgnm_pyg.models.loss import SharedNegatives
-        from mgnm_pyg.training.schedule import lr_factor
 
         cfg, data = self.config, self.dataset
         records = data.records["train"]
@@ -191,11 +183,8 @@ class Trainer:
         sampler = LengthBucketSampler(data.history_lengths(records, cfg.max_len),
                                       cfg.batch_size, shuffle=True, seed=cfg.seed)
         sampler.set_epoch(epoch)
-        shared = None
-        if self.negative_probs is not None:
-            shared = sample_shared_negatives(self.negative_probs, len(sampler),
-                                             cfg.shared_negatives,
-                                             np.random.default_rng([cfg.seed, epoch, 2]))
+        if self.shared_negatives is not None:
+            self.shared_negatives.start_epoch(epoch, len(sampler))
         # Reseed torch per epoch so any randomness inside the model replays on resume.
         torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
 
@@ -211,17 +200,13 @@ class Trainer:
             for step, index in enumerate(sampler, start=1):
                 index, weight = distributed.batch_slice(index)  # this rank's records
                 batch = dense_batch(data, records, index, cfg.max_len)
-                shared_batch = None if shared is None else SharedNegatives(
-                    acceleration.to_device(torch.from_numpy(shared[step - 1]), self.device),
-                    self.log_q)
-                if self.optimizer is not None:
-                    factor = lr_factor((epoch - 1) * len(sampler) + step, len(sampler),
-                                       cfg.epochs, cfg.lr_schedule, cfg.lr_warmup_epochs)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = cfg.lr * factor
+                shared = (None if self.shared_negatives is None
+                          else self.shared_negatives.batch(step))
+                set_learning_rate(self.optimizer, cfg, (epoch - 1) * len(sampler) + step,
+                                  len(sampler))
                 loss, parts, rows = train_step(self.loss_module, self.optimizer, batch,
                                                negatives[index], cfg, self.device, weight,
-                                               shared_batch)
+                                               shared)
                 for name, value in parts.items():
                     part_sums[name] = part_sums.get(name, 0.0) + value.double() * rows
                 part_rows += rows
