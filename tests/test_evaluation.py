@@ -83,11 +83,10 @@ class TableModel(torch.nn.Module):
         )
 
 
-def brute_force(model, ds: PreparedDataset, protocol: str, ks=(1, 5)) -> dict[str, float]:
-    """Plain loops: each record's rank, and GAUC over each user's pooled rows."""
+def reference_records(ds: PreparedDataset, protocol: str):
+    """Each test record as ``(user, last history item, target, negatives)``, by plain loops:
+    the persisted candidates (sampled) or every item outside the history (full)."""
     test = ds.records["test"]
-    sums = {f"{m}@{k}": 0.0 for m in ("hit", "ndcg", "mrr") for k in ks}
-    rows: dict[int, tuple[list[float], list[int]]] = {}
     for r in range(len(test)):
         u, p, target = int(test.users[r]), int(test.positions[r]), int(test.targets[r])
         seq = ds.sequence(u)
@@ -96,8 +95,17 @@ def brute_force(model, ds: PreparedDataset, protocol: str, ks=(1, 5)) -> dict[st
         else:
             seen = {int(i) for i in seq[:p]}
             negs = [i for i in range(1, ds.n_items + 1) if i not in seen and i != target]
-        pos = model.reference(u, int(seq[p - 1]), target)
-        neg_scores = [model.reference(u, int(seq[p - 1]), i) for i in negs]
+        yield u, int(seq[p - 1]), target, negs
+
+
+def brute_force(model, ds: PreparedDataset, protocol: str, ks=(1, 5)) -> dict[str, float]:
+    """Plain loops: each record's rank, and GAUC over each user's pooled rows."""
+    test = ds.records["test"]
+    sums = {f"{m}@{k}": 0.0 for m in ("hit", "ndcg", "mrr") for k in ks}
+    rows: dict[int, tuple[list[float], list[int]]] = {}
+    for u, last, target, negs in reference_records(ds, protocol):
+        pos = model.reference(u, last, target)
+        neg_scores = [model.reference(u, last, i) for i in negs]
         rank = 1 + sum(s >= pos for s in neg_scores)
         for k in ks:
             if rank <= k:

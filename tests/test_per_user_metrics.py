@@ -7,24 +7,15 @@ import math
 
 import pytest
 import torch
-from test_evaluation import TableModel, make_dataset
+from test_evaluation import TableModel, make_dataset, reference_records
 
 from mgnm_pyg.per_user_metrics import PerUserPooledAccumulator
 from mgnm_pyg.training.evaluation import evaluate_split
 
 
 def pooled_reference(model, ds, protocol, ks=(1, 5)):
-    test = ds.records["test"]
     rows: dict[int, list[tuple[float, int]]] = {}
-    for r in range(len(test)):
-        u, p, target = int(test.users[r]), int(test.positions[r]), int(test.targets[r])
-        seq = ds.sequence(u)
-        if protocol == "sampled":
-            negs = [int(i) for i in ds.candidates["test"][r]]
-        else:
-            seen = {int(i) for i in seq[:p]}
-            negs = [i for i in range(1, ds.n_items + 1) if i not in seen and i != target]
-        last = int(seq[p - 1])
+    for u, last, target, negs in reference_records(ds, protocol):
         rows.setdefault(u, []).append((model.reference(u, last, target), 1))
         rows[u] += [(model.reference(u, last, i), 0) for i in negs]
     sums = {f"per_user_pooled_{m}@{k}": 0.0 for m in ("hit", "ndcg", "mrr") for k in ks}
