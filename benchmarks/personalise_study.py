@@ -4,7 +4,8 @@ Each variant is a set of settings over the paper's defaults (``TrainConfig()``);
 run trains on the validation split only for selection, then tests its best checkpoint
 (sampled and full protocols) and measures the ranking agreement of 200 test users.
 Runs are resumable and shareable: a second process skips the run the first one holds
-(a lock file), and an interrupted run continues from ``last.pt``.
+(``study.lock``; a lock left by a killed process is taken over), and an interrupted run
+continues from ``last.pt``.
 
     OMP_NUM_THREADS=1 python benchmarks/personalise_study.py --data toys \\
         --variants paper-scale10-ssm,tuned --seeds 0 --epochs 15 --out-dir runs/study
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
 
 import torch
+
+from mgnm_pyg.files import LockHeld, atomic_write_json, process_lock
 
 SSM = {"loss": "sampled-softmax", "shared_negatives": 1000}
 COSINE = {"lr": 3e-3, "lr_schedule": "cosine", "lr_warmup_epochs": 0.5}
@@ -77,7 +79,7 @@ def train_one(run_dir: Path, variant: str, args) -> None:
     agreement = ranking_agreement(trainer.model, trainer.dataset, "test", n_users=200,
                                   max_len=trainer.config.max_len, seed=0,
                                   device=trainer.device)
-    (run_dir / "agreement.json").write_text(json.dumps({"ranking_agreement": agreement}))
+    atomic_write_json(run_dir / "agreement.json", {"ranking_agreement": agreement})
     print(f"{run_dir}: ranking agreement {agreement:.3f}", flush=True)
 
 
@@ -90,20 +92,12 @@ def run_all(args) -> None:
             run_dir = args.out_dir / f"{variant}-seed{seed}"
             if (run_dir / "agreement.json").exists():
                 continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            lock = run_dir / "study.lock"
             try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                print(f"skipped (held by another process; remove {lock} if none): {run_dir}")
-                continue
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            try:
-                print(f"training {run_dir}", flush=True)
-                train_one(run_dir, variant, args)
-            finally:
-                lock.unlink()
+                with process_lock(run_dir / "study.lock", busy=str(run_dir)):
+                    print(f"training {run_dir}", flush=True)
+                    train_one(run_dir, variant, args)
+            except LockHeld as exc:
+                print(f"skipped: {exc}", flush=True)
 
 
 def report(out_dir: Path) -> None:
