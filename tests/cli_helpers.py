@@ -7,6 +7,11 @@ import traceback
 from click.testing import CliRunner, Result
 from mgnm_pyg.cli import main
 
+#: ``train`` options for a tiny one-epoch run on synthetic data, without the slow extras.
+TINY_ONE_EPOCH = ["--data", "synthetic:tiny", "--dim", "4", "--n-interests", "2",
+                  "--n-layers", "1", "--max-len", "5", "--device", "cpu", "--no-eval-full",
+                  "--epochs", "1", "--ranking-agreement", "0"]
+
 
 def invoke(*args) -> Result:
     """``mgnm-pyg ARGS...`` in-process."""

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from cli_helpers import TINY_ONE_EPOCH as FAST
 from cli_helpers import invoke, ok
-
-FAST = ["--data", "synthetic:tiny", "--dim", "4", "--n-interests", "2", "--n-layers", "1",
-        "--max-len", "5", "--device", "cpu", "--no-eval-full", "--epochs", "1",
-        "--ranking-agreement", "0"]
 
 
 @pytest.fixture(scope="module")
