@@ -140,7 +140,7 @@ def routing(model: torch.nn.Module, users: Tensor, histories: Tensor) -> Routing
         - users: ``[B]``; histories: ``[B, m]``
     """
     require_mgnm(model)
-    if not all(hasattr(e, "route") for e in model.extractors):
+    if not model.routes:
         raise MGNMError(f"routing is unavailable: this run's interest extractor is "
                         f"{model.config['extractor']!r}, not the capsule network ('capsule')")
     graph = model.levels(users, histories)

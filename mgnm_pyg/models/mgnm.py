@@ -269,10 +269,15 @@ class MGNM(MGNMObjective, SequentialRecommender):
             return tuple(torch.stack(field, 1) for field in zip(*outs, strict=True))
         return torch.stack(outs, 1)
 
+    @property
+    def routes(self) -> bool:
+        """Whether the interest extractor is the capsule routing (so :meth:`route` works)."""
+        return all(hasattr(e, "route") for e in self.extractors)
+
     def route(self, graph: GraphLevels) -> tuple[Tensor, Tensor]:
         """Interests ``[B, L+1, K, d]`` and final coupling coefficients ``[B, L+1, K, m]``
         of the capsule routing on each level (``ValueError`` for another extractor)."""
-        if not all(hasattr(e, "route") for e in self.extractors):
+        if not self.routes:
             raise ValueError(f"the {self.config['extractor']!r} extractor does not route")
         return self._extract(graph.levels, graph.mask, "route")
 
