@@ -94,6 +94,11 @@ class SequentialRecommender(nn.Module):
         """The penalty added to every training loss and its named parts: none here."""
         return encoding.interests.new_zeros(()), {}
 
+    def parameter_penalty(self) -> Tensor | float:
+        """The batch-independent part of :meth:`regularization` (a term on the weights
+        only, added once per step whatever the batch): none here."""
+        return 0.0
+
     def pool_levels(self, level_scores: Tensor) -> Tensor:
         """``[B, L, C] -> [B, C]``: max over levels (a no-op for one level)."""
         return level_scores.max(1).values

@@ -27,10 +27,14 @@ class MGNMObjective:
         Returns the sum and ``{"l1": ..., "l2": ...}`` (used by every training loss).
         """
         l1 = self.theta1 * enc.adjacency.abs().sum()
-        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
-        if self.l2_halved:
-            l2 = l2 / 2
+        l2 = self.parameter_penalty()
         return l1 + l2, {"l1": l1, "l2": l2}
+
+    def parameter_penalty(self) -> Tensor:
+        r"""The batch-independent part of the loss: :math:`\theta_2 \sum_p \|p\|^2`
+        (halved under ``l2_halved``)."""
+        l2 = self.theta2 * sum(p.pow(2).sum() for p in self.parameters())
+        return l2 / 2 if self.l2_halved else l2
 
     def loss(
         self, users: Tensor, histories: Tensor, items: Tensor, labels: Tensor

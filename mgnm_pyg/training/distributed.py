@@ -159,23 +159,13 @@ def batch_slice(index: np.ndarray) -> tuple[np.ndarray, float]:
     return index[rank() :: world], float(world)
 
 
-def parameter_penalty(model: nn.Module) -> Tensor | float:
-    """The batch-independent part of a model's loss: Eq. 17's ``theta2 * sum ||p||^2`` for a
-    model with ``theta2`` (MGNM), else 0 (the baselines have no parameter penalty).
-    """
-    theta2 = getattr(model, "theta2", None)
-    if not theta2:
-        return 0.0
-    return theta2 * sum(p.pow(2).sum() for p in model.parameters())
-
-
 class DistributedLoss(nn.Module):
     """The training loss as a module ``forward``, so DDP can wrap it and sync gradients.
 
     ``forward(users, histories, items, labels, kind, data_weight, negatives)`` returns
     :func:`~mgnm_pyg.models.loss.training_loss`'s ``(loss, parts, rows)`` with the
     loss replaced by ``data_weight * (loss - R) + R``, ``R`` the parameter penalty that
-    every rank adds once (:func:`parameter_penalty`).
+    every rank adds once (the model's ``parameter_penalty()``).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -190,7 +180,7 @@ class DistributedLoss(nn.Module):
         loss, parts, rows = training_loss(self.model, kind, users, histories, items, labels,
                                           negatives)
         if data_weight != 1.0:
-            penalty = parameter_penalty(self.model)
+            penalty = self.model.parameter_penalty()
             loss = data_weight * (loss - penalty) + penalty
         return loss, parts, rows
 
