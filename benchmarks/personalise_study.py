@@ -31,11 +31,18 @@ VARIANTS: dict[str, dict] = {
     "paper": {},
     "paper-scale10-ssm": {"score_scale": 10.0, **SSM},
     "tuned": {"preset": "tuned"},
+    # the first tuned preset: the authors' two choices, constant lr 1e-3, no warm-up
+    "tuned-v0": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
+                 "lr_warmup_epochs": 0.0},
     # the tuned preset with one of its changes taken back
+    "tuned-v0-no-scale": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
+                          "lr_warmup_epochs": 0.0, "score_scale": 1.0},
     "tuned-no-scale": {"preset": "tuned", "score_scale": 1.0},
     "tuned-bce": {"preset": "tuned", "loss": "bce"},
     # the tuned preset with one more change
     "tuned-lr3e-3-cosine": {"preset": "tuned", **COSINE},
+    "tuned-v0-center-rescale": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
+                                "lr_warmup_epochs": 0.0, "level_norm": "center-rescale"},
     "tuned-center-rescale": {"preset": "tuned", "level_norm": "center-rescale"},
     "tuned-learn-scale": {"preset": "tuned", "learn_score_scale": True},
     "tuned-pop-logq": {"preset": "tuned", "negative_sampling": "popularity",
@@ -100,7 +107,7 @@ def run_all(args) -> None:
                 print(f"skipped: {exc}", flush=True)
 
 
-def report(out_dir: Path) -> None:
+def report(out_dir: Path, args_compare: str | None = None) -> None:
     rows: dict[str, list[dict]] = {}
     for run_dir in sorted(out_dir.glob("*-seed*")):
         log = run_dir / "metrics.jsonl"
@@ -130,6 +137,47 @@ def report(out_dir: Path) -> None:
               f"{fmt(row['valid_hit'])} | {fmt(row['valid_ndcg'])} | {fmt(row.get('test_hit'))}"
               f" | {fmt(row.get('test_ndcg'))} | {fmt(row.get('full_hit'))} | "
               f"{'-' if 'agreement' not in row else format(row['agreement'], '.3f')} |")
+    summarise(rows, args_compare)
+
+
+METRICS = (("test_hit", "test HIT@5"), ("test_ndcg", "test NDCG@5"),
+           ("full_hit", "full HIT@5"), ("agreement", "agreement"))
+
+
+def summarise(rows: dict[str, list[dict]], compare: str | None) -> None:
+    """Mean +- std over seeds per variant; paired t-tests (by seed) of ``compare``."""
+    from mgnm_pyg.experiments.stats import mean_std, paired_t_test
+
+    by_variant: dict[str, dict[int, dict]] = {}
+    for name, (row,) in rows.items():
+        variant, seed = name.rsplit("-seed", 1)
+        if "agreement" in row:  # finished runs only
+            by_variant.setdefault(variant, {})[int(seed)] = row
+    print("\n| variant | seeds | " + " | ".join(label for _, label in METRICS) + " |")
+    print("|---|---|" + "---|" * len(METRICS))
+    for variant, seeds in by_variant.items():
+        cells = []
+        for key, _ in METRICS:
+            mean, std = mean_std([r[key] for r in seeds.values()])
+            cells.append(f"{mean:.4f} +- {std:.4f}" if len(seeds) > 1 else f"{mean:.4f}")
+        print(f"| {variant} | {len(seeds)} | " + " | ".join(cells) + " |")
+    if compare is None or compare not in by_variant:
+        return
+    print(f"\nPaired t-tests of {compare} against each variant, over the seeds both "
+          "finished (two-sided; difference = mean of its value minus the other's).\n")
+    print("| against | seeds | " + " | ".join(f"{label}: diff, p" for _, label in METRICS)
+          + " |")
+    print("|---|---|" + "---|" * len(METRICS))
+    mine = by_variant[compare]
+    for variant, seeds in by_variant.items():
+        common = sorted(set(mine) & set(seeds))
+        if variant == compare or len(common) < 2:
+            continue
+        cells = []
+        for key, _ in METRICS:
+            test = paired_t_test([mine[s][key] for s in common], [seeds[s][key] for s in common])
+            cells.append(f"{test.mean_difference:+.4f}, {test.p:.2g}")
+        print(f"| {variant} | {len(common)} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -142,9 +190,12 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("runs/study"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--compare", default=None,
+                        help="with --report: the variant tested against every other "
+                        "(paired t-tests over the seeds both have finished)")
     args = parser.parse_args()
     if args.report:
-        report(args.out_dir)
+        report(args.out_dir, args.compare)
         return
     torch.set_num_threads(args.threads)
     run_all(args)
