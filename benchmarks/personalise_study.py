@@ -51,6 +51,11 @@ VARIANTS: dict[str, dict] = {
     "tuned-batch64": {"preset": "tuned", "batch_size": 64},
     "tuned-relu-interests": {"preset": "tuned", "interest_activation": "relu",
                              "bilstm_mode": "interests"},
+    # the baselines as the paper trains them (BCE, 5 negatives, lr 1e-3)
+    "pop": {"model": "pop"},
+    "gru4rec": {"model": "gru4rec"},
+    "comirec-dr": {"model": "comirec-dr"},
+    "sasrec": {"model": "sasrec"},
     "sasrec-ssm": {"model": "sasrec", **SSM},
     "gru4rec-ssm": {"model": "gru4rec", **SSM},
     "comirec-dr-ssm": {"model": "comirec-dr", **SSM},
