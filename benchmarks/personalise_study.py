@@ -67,7 +67,7 @@ VARIANTS: dict[str, dict] = {
 
 
 def config_of(variant: str, data: str, seed: int, epochs: int, patience: int):
-    from mgnm_pyg.training.config import build_config
+    from mgnm_pyg.training.settings import build_config
 
     settings = dict(VARIANTS[variant])
     preset = settings.pop("preset", None)

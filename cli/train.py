@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from mgnm_pyg.cli.options import config_options, explicit_options, progress_option, user_errors
 
-from mgnm_pyg.training.config import build_config, check_value, load_toml, option_flag
+from mgnm_pyg.training.config import check_value, option_flag
+from mgnm_pyg.training.settings import build_config, load_toml
 
 
 @click.command("train")

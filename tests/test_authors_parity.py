@@ -17,7 +17,8 @@ import math
 import pytest
 import torch
 
-from mgnm_pyg.training.config import TrainConfig, build_config
+from mgnm_pyg.training.config import TrainConfig
+from mgnm_pyg.training.settings import build_config
 
 T, D, K, L = 6, 3, 2, 2  # max_len, d, K, graph layers (levels 0..2)
 USERS = torch.tensor([0, 1, 2])

@@ -10,13 +10,8 @@ import pytest
 from click.testing import CliRunner
 from mgnm_pyg.cli.options import config_options, explicit_options
 
-from mgnm_pyg.training.config import (
-    FIELDS,
-    ConfigError,
-    TrainConfig,
-    build_config,
-    load_toml,
-)
+from mgnm_pyg.training.config import FIELDS, ConfigError, TrainConfig
+from mgnm_pyg.training.settings import build_config, load_toml
 
 
 def test_defaults_follow_the_spec_table():

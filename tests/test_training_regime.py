@@ -175,13 +175,9 @@ def test_presets_are_packaged_and_layered_under_config_and_command_line(tmp_path
     from click.testing import CliRunner
     from mgnm_pyg.cli import main
 
-    from mgnm_pyg.training.config import (
-        ConfigError,
-        TrainConfig,
-        build_config,
-        load_preset,
-        preset_names,
-    )
+    from mgnm_pyg.presets import load_preset, preset_names
+    from mgnm_pyg.training.config import ConfigError, TrainConfig
+    from mgnm_pyg.training.settings import build_config
 
     assert {"paper", "tuned"} <= set(preset_names())
     assert build_config({}, preset="paper") == TrainConfig()  # paper = the defaults
@@ -211,7 +207,7 @@ def test_presets_are_packaged_and_layered_under_config_and_command_line(tmp_path
 def test_regime_switches_change_training_and_a_resumed_run_replays_them(tmp_path):
     import json
 
-    from mgnm_pyg.training.config import build_config
+    from mgnm_pyg.training.settings import build_config
     from mgnm_pyg.training.trainer import Trainer
 
     data = synthetic_dataset("tiny")
@@ -262,7 +258,7 @@ def test_tuned_preset_beats_popularity_and_personalises_on_planted_data(tmp_path
     per-user interests, ``tuned`` must rank above popularity with users' rankings that
     differ (the paper's defaults, trained the same way, stay at agreement 1.0)."""
     from mgnm_pyg.insight.personalization import ranking_agreement
-    from mgnm_pyg.training.config import build_config
+    from mgnm_pyg.training.settings import build_config
     from mgnm_pyg.training.trainer import Trainer
 
     data = synthetic_dataset("tiny")

@@ -27,8 +27,8 @@ from mgnm_pyg.training.config import (
     TrainConfig,
     check_value,
     field_type,
-    read_toml,
 )
+from mgnm_pyg.training.settings import read_toml
 
 KINDS = ("float", "int", "categorical")
 # the keys each kind of parameter may have (besides ``type``), and the required ones

@@ -24,10 +24,11 @@ def preset_names() -> tuple[str, ...]:
 
 def load_preset(name: str) -> dict[str, Any]:
     """The settings of packaged preset ``name``; an unknown name is a :class:`ConfigError`."""
-    from mgnm_pyg.training import config
+    from mgnm_pyg.training.config import ConfigError
+    from mgnm_pyg.training.settings import load_toml
 
     if name not in preset_names():
-        raise config.ConfigError(f"--preset: unknown preset {name!r}; choose one of "
+        raise ConfigError(f"--preset: unknown preset {name!r}; choose one of "
                                  f"{', '.join(preset_names())}")
     with resources.as_file(resources.files("mgnm_pyg.presets") / f"{name}.toml") as path:
-        return config.load_toml(path)
+        return load_toml(path)

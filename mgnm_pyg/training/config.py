@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mgnm_pyg.errors import MGNMError
@@ -28,13 +26,7 @@ from mgnm_pyg.nn.capsule import (
 )
 from mgnm_pyg.nn.extractors import CAPSULE_ONLY, EXTRACTORS
 from mgnm_pyg.nn.level_norm import LEVEL_NORMS
-from mgnm_pyg.presets import load_preset, preset_names  # noqa: F401 (preset_names: re-export)
 from mgnm_pyg.training.schedule import LR_SCHEDULES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 
 class ConfigError(MGNMError):
@@ -286,57 +278,6 @@ def check_value(name: str, value: Any, where: str, label: str | None = None) -> 
     if any(not test(value, bound) for _, bound, test in _bounds(meta)):
         raise ConfigError(f"{prefix}{what} must be {_range_text(meta)}; got {value!r}")
     return value
-
-
-def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
-    """The parsed TOML file ``path``; a missing, folder or invalid file is a
-    :class:`ConfigError` naming it (``what`` says which kind of file was expected)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a {what} TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read settings from a TOML file: top-level keys named like the options.
-
-    Dashes and underscores are interchangeable (``n-interests`` = ``n_interests``).
-    Unknown keys, tables and wrong types raise :class:`ConfigError` naming the file.
-    """
-    raw = read_toml(path)
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = key.replace("-", "_")
-        if name not in FIELDS:
-            raise ConfigError(f"{path}: unknown key {key!r}; known keys: "
-                              f"{', '.join(sorted(FIELDS))}")
-        values[name] = check_value(name, value, where=str(path), label=f"key {key!r}")
-    return values
-
-
-def build_config(
-    explicit: dict[str, Any], toml_path: str | Path | None = None,
-    base: TrainConfig | None = None, preset: str | None = None,
-) -> TrainConfig:
-    """Layer the settings: ``base`` (or the defaults), then the packaged ``preset``, then
-    the TOML file, then ``explicit``.
-
-    ``explicit`` holds only the options given on the command line, so they win.
-    """
-    values = (base or TrainConfig()).to_dict()
-    if preset is not None:
-        values.update(load_preset(preset))
-    if toml_path is not None:
-        values.update(load_toml(toml_path))
-    for name, value in explicit.items():
-        values[name] = check_value(name, value, where="command line", label=option_flag(name))
-    return TrainConfig(**values)
 
 
 def config_from_dict(values: dict[str, Any], where: str) -> TrainConfig:
