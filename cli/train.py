@@ -53,10 +53,12 @@ def train(ctx: click.Context, out: Path | None, resume: Path | None, config_file
     with the sampled and the full-ranking protocols. The run folder holds config.json,
     checkpoints/{best,last}.pt, metrics.jsonl and test_metrics.json.
     """
+    from mgnm_pyg.errors import TrainingInterrupted
     from mgnm_pyg.inference.agreement import report_run
     from mgnm_pyg.training import distributed
     from mgnm_pyg.training.checkpoint import checkpoint_path
-    from mgnm_pyg.training.trainer import Trainer, TrainingInterrupted, default_run_dir
+    from mgnm_pyg.training.saved_run import default_run_dir
+    from mgnm_pyg.training.trainer import Trainer
 
     explicit = explicit_options(ctx)
     if resume is not None:

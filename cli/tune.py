@@ -52,10 +52,10 @@ def tune(ctx: click.Context, space: Path | None, out_dir: Path, storage: str | N
     and each parameter's importance are printed and written to
     OUT_DIR/STUDY_NAME/report.md and report.json.
     """
+    from mgnm_pyg.errors import TrainingInterrupted
     from mgnm_pyg.experiments.tune import StudySettings, import_optuna, open_study, run_study
     from mgnm_pyg.experiments.tune_report import write_report
     from mgnm_pyg.experiments.tune_space import load_space
-    from mgnm_pyg.training.trainer import TrainingInterrupted
 
     if space is None and not report_only:
         raise click.UsageError("give the search-space file SPACE.toml (or --report-only)")

@@ -51,3 +51,11 @@ class CheckpointError(MGNMError):
 
 class RecommendError(MGNMError):
     """A user or history that cannot be scored (unknown ids)."""
+
+
+class TrainingError(MGNMError):
+    """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class TrainingInterrupted(MGNMError):
+    """Training was stopped by the user (Ctrl-C); the message says how to resume."""

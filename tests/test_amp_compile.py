@@ -11,10 +11,11 @@ import torch
 from click.testing import CliRunner
 from mgnm_pyg.cli import main
 
+from mgnm_pyg.errors import TrainingError
 from mgnm_pyg.models import MGNM
-from mgnm_pyg.training import acceleration, trainer
+from mgnm_pyg.training import acceleration, loss_tally
 from mgnm_pyg.training.config import TrainConfig
-from mgnm_pyg.training.trainer import Trainer, TrainingError
+from mgnm_pyg.training.trainer import Trainer
 
 FAST = dict(data="synthetic:tiny", dim=8, n_interests=2, n_layers=1, max_len=10,
             batch_size=64, eval_batch_size=256, device="cpu", eval_full=False, patience=5)
@@ -58,7 +59,7 @@ def test_amp_on_cpu_trains_close_to_fp32(fp32_run, tmp_path):
 
 
 def test_loss_is_read_in_windows_without_changing_results(fp32_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "LOSS_CHECK_EVERY", 3)  # windows end inside the epoch
+    monkeypatch.setattr(loss_tally, "LOSS_CHECK_EVERY", 3)  # windows end inside the epoch
     windowed, _ = run(tmp_path, "windowed", epochs=2)
     assert [r["train_loss"] for r in windowed.history] == [
         r["train_loss"] for r in fp32_run.history]
@@ -67,7 +68,7 @@ def test_loss_is_read_in_windows_without_changing_results(fp32_run, tmp_path, mo
 
 @pytest.mark.parametrize("bad_step", [2, 5])
 def test_nan_inside_a_window_names_its_exact_step(tmp_path, monkeypatch, bad_step):
-    monkeypatch.setattr(trainer, "LOSS_CHECK_EVERY", 3)
+    monkeypatch.setattr(loss_tally, "LOSS_CHECK_EVERY", 3)
     calls = {"n": 0}
     loss = MGNM.loss
 

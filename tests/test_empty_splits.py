@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import failed, invoke, ok
 
 from mgnm_pyg.data.split_checks import EmptySplitError, split_warnings
-from mgnm_pyg.training.trainer import improves
+from mgnm_pyg.training.stopping import improves
 
 # Four users of three items each: two records per user, all of them train (per-user 7:1:2).
 FOUR_USERS = "1 10 11 12\n2 13 14 15\n3 16 21 17\n4 18 19 20\n"
@@ -60,9 +60,10 @@ def test_improves_never_takes_nan(value, best, expected):
 
 
 def test_all_nan_validation_saves_no_best_and_says_so(tmp_path, monkeypatch, one_thread):
+    from mgnm_pyg.errors import TrainingError
     from mgnm_pyg.training import trainer as trainer_module
     from mgnm_pyg.training.config import TrainConfig
-    from mgnm_pyg.training.trainer import Trainer, TrainingError
+    from mgnm_pyg.training.trainer import Trainer
 
     names = ("gauc", "ndcg@5", "hit@5", "mrr@5")
     monkeypatch.setattr(trainer_module, "evaluate",

@@ -234,7 +234,7 @@ def test_regime_switches_change_training_and_a_resumed_run_replays_them(tmp_path
                                     "lr_warmup_epochs": 0.0}[name]}
         assert train(name, changed) != full, name
     # interrupted in epoch 2 of 2 (the cosine schedule spans --epochs), then resumed
-    from mgnm_pyg.training.trainer import TrainingInterrupted
+    from mgnm_pyg.errors import TrainingInterrupted
 
     class Interrupted(Trainer):
         def train_epoch(self, epoch):

@@ -11,14 +11,11 @@ optuna = pytest.importorskip("optuna")
 from cli_helpers import failed, invoke, ok  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from mgnm_pyg.errors import TrainingError, TrainingInterrupted  # noqa: E402
 from mgnm_pyg.experiments.tune import StudySettings, open_study, run_study  # noqa: E402
 from mgnm_pyg.experiments.tune_report import write_report  # noqa: E402
 from mgnm_pyg.experiments.tune_space import load_space  # noqa: E402
-from mgnm_pyg.training.trainer import (  # noqa: E402
-    Trainer,
-    TrainingError,
-    TrainingInterrupted,
-)
+from mgnm_pyg.training.trainer import Trainer  # noqa: E402
 
 SPACE = """
 data = "synthetic:tiny"

@@ -73,7 +73,7 @@ class Plan:
 
 
 def _defining(config: dict[str, Any]) -> dict[str, Any]:
-    from mgnm_pyg.training.trainer import RESUMABLE_CHANGES
+    from mgnm_pyg.training.saved_run import RESUMABLE_CHANGES
 
     return {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
 
@@ -163,8 +163,10 @@ class RunCache:
 
     def _train(self, run_dir: Path, config: TrainConfig, what: str) -> None:
         """Train ``run_dir`` from scratch, or resume it from ``checkpoints/last.pt``."""
+        from mgnm_pyg.errors import TrainingInterrupted
         from mgnm_pyg.training.checkpoint import checkpoint_path
-        from mgnm_pyg.training.trainer import RESUMABLE_CHANGES, Trainer, TrainingInterrupted
+        from mgnm_pyg.training.saved_run import RESUMABLE_CHANGES
+        from mgnm_pyg.training.trainer import Trainer
 
         if checkpoint_path(run_dir, "last.pt").is_file():
             _check_same_run(run_dir, config)

@@ -195,7 +195,7 @@ class Objective:
     def __call__(self, trial: Any) -> float:
         import optuna
 
-        from mgnm_pyg.training.trainer import TrainingError, TrainingInterrupted
+        from mgnm_pyg.errors import TrainingError, TrainingInterrupted
 
         # kept relative to the out-dir, so a moved out-dir still resumes
         default = f"{self.settings.study_name}/trial-{trial.number:04d}"
@@ -251,7 +251,7 @@ def run_study(space: SearchSpace, settings: StudySettings,
     """Run trials until the study has ``settings.n_trials`` counted trials (or the
     timeout passes); returns the study. Raises ``TrainingInterrupted`` on Ctrl-C."""
     optuna = import_optuna()
-    from mgnm_pyg.training.trainer import TrainingError
+    from mgnm_pyg.errors import TrainingError
 
     lock = Path(settings.out_dir) / f".{settings.study_name}.lock"
     with process_lock(lock, f"study {settings.study_name!r} is being tuned"):

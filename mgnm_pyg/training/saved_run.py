@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,50 @@ from mgnm_pyg.training.checkpoint import (
     load_model_state,
 )
 from mgnm_pyg.training.config import TrainConfig, config_from_dict
+
+# Settings that may change when a run is resumed; the others define the run.
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full",
+                     "eval_per_user")
+
+
+def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
+    """``runs/<data>-<YYYYmmdd-HHMMSS>``, with the data spec made filename-safe."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).name or config.data).strip("-")
+    return Path(root) / f"{name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_valid: dict[str, float]
+    test_metrics: dict[str, dict[str, float]]
+
+
+def resumed_config(run_dir: Path, changes: dict[str, Any] | None) -> tuple[dict, TrainConfig]:
+    """The last checkpoint of ``run_dir`` and its config with ``changes`` applied.
+
+    ``changes`` may only touch :data:`RESUMABLE_CHANGES`; anything else would make the
+    resumed run a different run, so it is refused.
+    """
+    last = checkpoint_path(run_dir, "last.pt")
+    if not last.exists():
+        raise MGNMError(f"--resume {run_dir}: no completed epoch to resume from ({last} "
+                        f"is missing); start the run again with --out")
+    ckpt = load_checkpoint(last)
+    config = config_from_dict(ckpt["config"], where=str(last))
+    changes = changes or {}
+    fixed = sorted(k for k, v in changes.items()
+                   if k not in RESUMABLE_CHANGES and getattr(config, k) != v)
+    if fixed:
+        raise MGNMError(
+            f"--resume {run_dir}: cannot change {', '.join(fixed)} of an existing run "
+            f"(only {', '.join(RESUMABLE_CHANGES)} may change)"
+        )
+    return ckpt, config.replace(**{k: v for k, v in changes.items() if k in RESUMABLE_CHANGES})
 
 
 @dataclass

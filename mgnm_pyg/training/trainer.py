@@ -11,19 +11,16 @@ The best checkpoint and early stopping use the validation split only (the author
 selects on the test split; this one does not).
 
 On CUDA nothing waits for the GPU per step: the batch copies are asynchronous and the
-loss is read every :data:`LOSS_CHECK_EVERY` steps (the NaN check still names the exact
-step). ``--amp`` and ``--compile`` are in :mod:`~mgnm_pyg.training.acceleration`; they
-change the numerics, so a resumed run keeps them.
+loss is read now and then (:mod:`~mgnm_pyg.training.loss_tally`; the NaN check still
+names the exact step). ``--amp`` and ``--compile`` are in
+:mod:`~mgnm_pyg.training.acceleration`; they change the numerics, so a resumed run
+keeps them.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mgnm_pyg.data.split_checks import require_records
-from mgnm_pyg.errors import MGNMError
+from mgnm_pyg.errors import TrainingError, TrainingInterrupted
 from mgnm_pyg.files import atomic_write_json, atomic_write_jsonl
 from mgnm_pyg.training import acceleration, distributed
 from mgnm_pyg.training.build import build_model, load_data, resolve_device
@@ -44,49 +41,20 @@ from mgnm_pyg.training.checkpoint import (
     load_model_state,
     save_checkpoint,
 )
-from mgnm_pyg.training.config import TrainConfig, config_from_dict
+from mgnm_pyg.training.config import TrainConfig
 from mgnm_pyg.training.evaluation import evaluate, metric_names
+from mgnm_pyg.training.loss_tally import LossTally
+from mgnm_pyg.training.saved_run import TrainResult, resumed_config
 from mgnm_pyg.training.schedule import set_learning_rate
 from mgnm_pyg.training.shared_negatives import SharedNegativeSampler
 from mgnm_pyg.training.step import train_step
 from mgnm_pyg.training.stopping import ONE_PASS_MODELS, improves, stops_after
 
-# Settings that may change when a run is resumed; the others define the run.
-RESUMABLE_CHANGES = ("epochs", "patience", "device", "eval_batch_size", "eval_full",
-                     "eval_per_user")
-# The loss is read on the host (finiteness check, progress bar) every this many steps
-# and at the end of the epoch: a read waits for the GPU, so not every step.
-LOSS_CHECK_EVERY = 50
 # What each split is needed for; an empty one stops the run before its first epoch.
 SPLIT_PURPOSES = (("train", "train"), ("valid", "select the best epoch"),
                   ("test", "report test metrics"))
 VALID_KS = (5,)
 TEST_KS = (5, 10, 20)
-
-
-class TrainingError(MGNMError):
-    """Training cannot go on (e.g. the loss became NaN or infinite)."""
-
-
-class TrainingInterrupted(MGNMError):
-    """Training was stopped by the user (Ctrl-C); the message says how to resume."""
-
-
-@dataclass
-class TrainResult:
-    """What a finished run reports."""
-
-    run_dir: Path
-    history: list[dict[str, Any]]
-    best_epoch: int
-    best_valid: dict[str, float]
-    test_metrics: dict[str, dict[str, float]]
-
-
-def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
-    """``runs/<data>-<YYYYmmdd-HHMMSS>``, with the data spec made filename-safe."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data).name or config.data).strip("-")
-    return Path(root) / f"{name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class Trainer:
@@ -143,20 +111,7 @@ class Trainer:
         """
         run_dir = Path(run_dir)
         last = checkpoint_path(run_dir, "last.pt")
-        if not last.exists():
-            raise MGNMError(f"--resume {run_dir}: no completed epoch to resume from ({last} "
-                            f"is missing); start the run again with --out")
-        ckpt = load_checkpoint(last)
-        config = config_from_dict(ckpt["config"], where=str(last))
-        changes = changes or {}
-        fixed = sorted(k for k, v in changes.items()
-                       if k not in RESUMABLE_CHANGES and getattr(config, k) != v)
-        if fixed:
-            raise MGNMError(
-                f"--resume {run_dir}: cannot change {', '.join(fixed)} of an existing run "
-                f"(only {', '.join(RESUMABLE_CHANGES)} may change)"
-            )
-        config = config.replace(**{k: v for k, v in changes.items() if k in RESUMABLE_CHANGES})
+        ckpt, config = resumed_config(run_dir, changes)
         trainer = cls(config, run_dir, progress=progress, echo=echo)
         check_dataset(ckpt, trainer.dataset, last)
         load_model_state(trainer.model, ckpt, last)
@@ -189,11 +144,8 @@ class Trainer:
         torch.manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1]).integers(2**62)))
 
         self.model.train()
-        window: list[tuple[torch.Tensor, float]] = []  # (loss, rows) since the last check
-        part_sums: dict[str, torch.Tensor] = {}  # on the device: read once, at the end
-        part_rows = 0
-        total_loss, total_rows, seen = 0.0, 0.0, 0
-        start = time.perf_counter()
+        tally = LossTally(epoch, len(sampler), self.last_path, self.epoch)
+        seen, start = 0, time.perf_counter()
         bar = tqdm(total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         try:
@@ -207,30 +159,15 @@ class Trainer:
                 loss, parts, rows = train_step(self.loss_module, self.optimizer, batch,
                                                negatives[index], cfg, self.device, weight,
                                                shared)
-                for name, value in parts.items():
-                    part_sums[name] = part_sums.get(name, 0.0) + value.double() * rows
-                part_rows += rows
-                window.append((loss.detach(), rows * weight))
                 seen += len(index)
                 bar.update(1)
-                if step % LOSS_CHECK_EVERY == 0 or step == len(sampler):
-                    for at, (value, n) in enumerate(distributed.step_losses(window)):
-                        if not math.isfinite(value):
-                            raise TrainingError(
-                                f"the training loss is {value} at epoch {epoch}, step "
-                                f"{step - len(window) + 1 + at} of {len(sampler)}; training "
-                                f"stopped. The last good checkpoint is {self.last_path} "
-                                f"(epoch {self.epoch}); try a lower --lr.")
-                        total_loss += value
-                        total_rows += n
-                    window.clear()
+                if tally.add(step, loss, parts, rows, weight):
                     rate = seen / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(loss=f"{total_loss / max(total_rows, 1):.4f}",
-                                    rec_s=f"{rate:.0f}")
+                    bar.set_postfix(loss=f"{tally.mean:.4f}", rec_s=f"{rate:.0f}")
         finally:
             bar.close()
-        self.epoch_parts = distributed.loss_part_means(part_sums, part_rows)
-        return total_loss / max(total_rows, 1)
+        self.epoch_parts = tally.part_means()
+        return tally.mean
 
     # ------------------------------------------------------------------ the run
     def _save(self, path: Path) -> None:
