@@ -172,7 +172,7 @@ def compare(run_dirs: tuple[Path, ...], metric: str, protocol: str, pooling: boo
     the pooling panel re-evaluates each run with max- and with sum-pooling of the levels.
     """
     from mgnm_pyg.insight.arrays import pooling_comparison, run_summary
-    from mgnm_pyg.insight.figures import compare_figure
+    from mgnm_pyg.insight.charts import compare_figure
 
     rows = [run_summary(run, metric, protocol) for run in run_dirs]
     pooled = None
@@ -202,7 +202,7 @@ def training(run_dirs: tuple[Path, ...], metric: str, out: Path | None, fmt: str
     finished epoch). Per-level losses come from the ``train_parts`` of MGNM runs.
     """
     from mgnm_pyg.errors import MGNMError
-    from mgnm_pyg.insight.figures import training_figure
+    from mgnm_pyg.insight.charts import training_figure
     from mgnm_pyg.training.saved_run import read_epoch_log
 
     logs = {}

@@ -30,18 +30,21 @@ FAST = ["--data", "synthetic:tiny", "--dim", "8", "--n-interests", "3", "--n-lay
 
 
 def captured_figures(monkeypatch, name: str) -> list:
-    """Wrap ``mgnm_pyg.insight.figures.<name>`` so each Figure it returns is also collected
-    (to inspect the panels the command drew before it saved them)."""
+    """Wrap ``<name>`` of ``mgnm_pyg.insight.figures`` (pictures of a user) or
+    ``mgnm_pyg.insight.charts`` (charts of runs) so each Figure it returns is also
+    collected (to inspect the panels the command drew before it saved them)."""
+    from mgnm_pyg.insight import charts
     from mgnm_pyg.insight import figures as visualize
 
+    module = visualize if hasattr(visualize, name) else charts
     figures = []
-    real = getattr(visualize, name)
+    real = getattr(module, name)
 
     def capture(*args, **kwargs):
         figures.append(real(*args, **kwargs))
         return figures[-1]
 
-    monkeypatch.setattr(visualize, name, capture)
+    monkeypatch.setattr(module, name, capture)
     return figures
 
 

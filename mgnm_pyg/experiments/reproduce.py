@@ -252,7 +252,7 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
                       interests: tuple[int, ...] = FIGURE_INTERESTS,
                       echo: Echo = print, rows: list[str] | None = None
                       ) -> tuple[Any, dict[str, Any]]:
-    """Figures 3, 4 and 7 in one picture of :func:`~mgnm_pyg.insight.figures.compare_figure`.
+    """Figures 3, 4 and 7 in one picture of :func:`~mgnm_pyg.insight.charts.compare_figure`.
 
     Figure 7 re-evaluates each max-pooled and each sum-pooled run with the other pooling
     (:func:`~mgnm_pyg.insight.arrays.pooling_comparison`), so both trainings are compared
@@ -262,7 +262,7 @@ def reproduce_figures(plan: Plan, metric: str = "ndcg@5", protocol: str = "sampl
     """
     from mgnm_pyg.experiments.report import figure_report
     from mgnm_pyg.insight.arrays import pooling_comparison, run_summary
-    from mgnm_pyg.insight.figures import compare_figure
+    from mgnm_pyg.insight.charts import compare_figure
 
     start = time.perf_counter()
     cache = RunCache(plan, echo)

@@ -18,20 +18,22 @@ import numpy as np
 from mgnm_pyg.files import atomic_path
 from mgnm_pyg.insight.arrays import LevelFeatures, Routing, UserHistory, strongest_edges
 
-__all__ = ["FORMATS", "compare_figure", "interests_figure", "panels", "save_figure",
-           "training_figure", "user_figure"]
+__all__ = ["FORMATS", "interests_figure", "new_figure", "panels", "save_figure",
+           "user_figure"]
 
 FORMATS = ("png", "svg", "pdf")
 PANEL = "panel"  # label prefix of the axes that hold a picture (colour bars have none)
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A headless figure (no pyplot) of ``width`` x ``height`` inches."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _panel(ax: Any, name: str) -> Any:
+def mark_panel(ax: Any, name: str) -> Any:
+    """Label ``ax`` as the picture ``name``, so :func:`panels` finds it."""
     ax.set_label(f"{PANEL}:{name}")
     return ax
 
@@ -137,26 +139,26 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
     n_levels = 0 if routing is None else routing.coupling.shape[1]
     k = 0 if routing is None else routing.coupling.shape[2]
     strip = 0.3 * k + 0.6  # inches per routing strip: K rows and a title
-    fig = _figure(18, 6.5 + strip * n_levels)
+    fig = new_figure(18, 6.5 + strip * n_levels)
     grid = fig.add_gridspec(1 + n_levels, 3, height_ratios=[6.5] + [strip] * n_levels)
     shown = (f"last {m - start} of {history.n_total} items" if start > 0 or history.n_total > m
              else f"all {m} items")
     fig.suptitle(f"user {history.user}: what MGNM learned on the latest history ({shown} shown; "
                  f"the model saw the last {m})", fontsize=12)
-    _heatmap(fig, _panel(fig.add_subplot(grid[0, 0]), "adjacency"), adj, labels,
+    _heatmap(fig, mark_panel(fig.add_subplot(grid[0, 0]), "adjacency"), adj, labels,
              "user-aware adjacency A (Eq. 1)\nA_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])\n"
              f"(values from {adj.min():.4g} to {adj.max():.4g})")
     off_diagonal = prop[~np.eye(len(labels), dtype=bool)]
     vmax = float(off_diagonal.max()) if off_diagonal.size else None
-    _heatmap(fig, _panel(fig.add_subplot(grid[0, 1]), "propagation"), prop, labels,
+    _heatmap(fig, mark_panel(fig.add_subplot(grid[0, 1]), "propagation"), prop, labels,
              "propagation P = I + D^-1/2 A D^-1/2 (Eq. 3)\n"
              "colours scaled to the off-diagonal\n(the diagonal, >= 1, is off the scale)",
              vmax=vmax)
-    _graph(fig, _panel(fig.add_subplot(grid[0, 2]), "graph"), adj, numbers, per_node,
+    _graph(fig, mark_panel(fig.add_subplot(grid[0, 2]), "graph"), adj, numbers, per_node,
            threshold)
     if routing is None:
         return fig
-    strips = [_panel(fig.add_subplot(grid[1 + level, :]), f"routing{level}")
+    strips = [mark_panel(fig.add_subplot(grid[1 + level, :]), f"routing{level}")
               for level in range(n_levels)]
     image = None
     for level, ax in enumerate(strips):
@@ -191,9 +193,9 @@ def interests_figure(points: np.ndarray, entropies: Sequence[np.ndarray] | None,
     n_users, n_levels, n_interests = points.shape[:3]
     colours = mpl.colormaps["viridis"](np.linspace(0.0, 0.9, n_levels))
     markers = "os^Dv<>ph*"
-    fig = _figure(13 if entropies is not None else 7, 5.5)
+    fig = new_figure(13 if entropies is not None else 7, 5.5)
     grid = fig.add_gridspec(1, 2 if entropies is not None else 1)
-    ax = _panel(fig.add_subplot(grid[0, 0]), "projection")
+    ax = mark_panel(fig.add_subplot(grid[0, 0]), "projection")
     name = method.upper() if method == "pca" else "t-SNE"
     for level in range(n_levels):
         for k in range(n_interests):
@@ -211,7 +213,7 @@ def interests_figure(points: np.ndarray, entropies: Sequence[np.ndarray] | None,
                  fontsize=10)
     ax.legend(handles=handles, fontsize=8, ncols=2)
     if entropies is not None:
-        ax = _panel(fig.add_subplot(grid[0, 1]), "entropy")
+        ax = mark_panel(fig.add_subplot(grid[0, 1]), "entropy")
         top = np.log(n_interests) if n_interests > 1 else 1.0
         bins = np.linspace(0.0, top * 1.02, 31)
         for level, values in enumerate(entropies):
@@ -223,115 +225,4 @@ def interests_figure(points: np.ndarray, entropies: Sequence[np.ndarray] | None,
         ax.set_title("how sharply the routing assigns items to interests\n"
                      "(0 = one interest, log K = spread evenly)", fontsize=10)
         ax.legend(fontsize=8)
-    return fig
-
-
-def _grouped(ax: Any, rows: list[dict], x: str, group: str, metric: str) -> None:
-    # One line per value of `group` (mean over runs sharing x), every run as a dot.
-    for value in sorted({r[group] for r in rows}, key=str):
-        sub = [r for r in rows if r[group] == value]
-        xs = sorted({r[x] for r in sub})
-        means = [np.mean([r["value"] for r in sub if r[x] == v]) for v in xs]
-        line = ax.plot(xs, means, marker="o", label=f"{'L' if group == 'n_layers' else 'K'}"
-                       f" = {value}")[0]
-        ax.scatter([r[x] for r in sub], [r["value"] for r in sub], color=line.get_color(),
-                   s=12, alpha=0.5)
-    ax.set_xticks(sorted({r[x] for r in rows}))
-    ax.set_ylabel(f"test {metric}")
-    ax.legend(fontsize=8)
-
-
-def compare_figure(rows: list[dict], pooling: dict[str, dict[str, Any]] | None,
-                   metric: str, protocol: str) -> Any:
-    """The metric against ``L``, against ``K``, and under max- vs sum-pooling per run.
-
-    Runs with the same ``(L, K)`` are averaged whatever their other settings (seed,
-    epochs); every run is also drawn as a dot.
-
-    Args:
-        rows: :func:`~mgnm_pyg.insight.arrays.run_summary` of each run.
-        pooling: run -> :func:`~mgnm_pyg.insight.arrays.pooling_comparison`, or None (no panel).
-        metric, protocol: for the labels.
-    """
-    fig = _figure(15 if pooling else 10, 4.8)
-    grid = fig.add_gridspec(1, 3 if pooling else 2)
-    fig.suptitle(f"{len(rows)} runs compared on test {metric} ({protocol} protocol)",
-                 fontsize=12)
-    ax = _panel(fig.add_subplot(grid[0, 0]), "layers")
-    _grouped(ax, rows, "n_layers", "n_interests", metric)
-    ax.set_xlabel("graph layers L (levels 0..L)")
-    ax.set_title(f"{metric} against the number of levels\n(one line per K: mean over its "
-                 f"runs; dots: single runs)", fontsize=10)
-    ax = _panel(fig.add_subplot(grid[0, 1]), "interests")
-    _grouped(ax, rows, "n_interests", "n_layers", metric)
-    ax.set_xlabel("interests K")
-    ax.set_title(f"{metric} against the number of interests\n(one line per L: mean over its "
-                 f"runs; dots: single runs)", fontsize=10)
-    if pooling:
-        ax = _panel(fig.add_subplot(grid[0, 2]), "pooling")
-        names = [Path(run).name for run in pooling]
-        x = np.arange(len(names))
-        values = np.array([[pooling[run]["max"], pooling[run]["sum"]] for run in pooling])
-        # Paired dots on an axis fitted to the values: the two poolings often differ little.
-        ax.vlines(x, values.min(1), values.max(1), color="lightgrey", zorder=1)
-        ax.scatter(x, values[:, 0], s=50, marker="o", zorder=2, label="max over levels (Eq. 15)")
-        ax.scatter(x, values[:, 1], s=50, marker="s", zorder=2, label="sum over levels")
-        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-        ax.set_xlim(-0.5, len(names) - 0.5)
-        ax.set_ylabel(f"test {metric}")
-        ax.set_title("pooling of the level scores at inference\n(each run re-evaluated, same "
-                 "weights)", fontsize=10)
-        ax.legend(fontsize=8)
-    return fig
-
-
-def _level_parts(row: dict) -> dict[int, float]:
-    """Level -> that level's training loss in one ``metrics.jsonl`` row (the per-level
-    parts of ``train_parts``); empty for one-level models and older runs."""
-    from mgnm_pyg.models.loss import level_of
-
-    out = {}
-    for name, value in row.get("train_parts", {}).items():
-        level = level_of(name)
-        if level is not None:
-            out[level] = float(value)
-    return out
-
-
-def training_figure(logs: dict[str, list[dict]], metric: str = "ndcg@5") -> Any:
-    """Each run's training loss per level, and its validation ``metric``, against the epoch.
-
-    A level whose loss climbs back towards ``log 2`` (BCE of a constant score) has stopped
-    scoring; runs without per-level parts draw their total training loss instead.
-
-    Args:
-        logs: run name -> its :func:`~mgnm_pyg.training.saved_run.read_epoch_log` rows.
-        metric: a validation metric of the rows (gauc, ndcg@5, hit@5, mrr@5).
-    """
-    fig = _figure(11, 4.6)
-    loss_ax = _panel(fig.add_subplot(1, 2, 1), "loss")
-    valid_ax = _panel(fig.add_subplot(1, 2, 2), "valid")
-    styles = ["-", "--", ":", "-."]
-    for i, (name, rows) in enumerate(logs.items()):
-        epochs = [int(r["epoch"]) for r in rows]
-        style = styles[i % len(styles)]
-        per_row = [_level_parts(r) for r in rows]
-        levels = sorted({lv for parts in per_row for lv in parts})
-        if levels:
-            for level in levels:
-                ys = [parts.get(level, np.nan) for parts in per_row]
-                loss_ax.plot(epochs, ys, style, marker="o", color=f"C{level}",
-                             label=f"{name}: level {level}")
-        else:
-            loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], style, marker="o",
-                         color="black", label=f"{name}: total")
-        valid_ax.plot(epochs, [float(r["valid"].get(metric, np.nan)) for r in rows], style,
-                      marker="o", label=name)
-    loss_ax.axhline(np.log(2), color="grey", linewidth=0.8)
-    loss_ax.set_title("training loss per level (per row; grey: log 2)", fontsize=10)
-    loss_ax.set_xlabel("epoch")
-    valid_ax.set_title(f"validation {metric}", fontsize=10)
-    valid_ax.set_xlabel("epoch")
-    for ax in (loss_ax, valid_ax):
-        ax.legend(fontsize=7)
     return fig
