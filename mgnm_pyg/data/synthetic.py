@@ -41,9 +41,9 @@ _BASE: dict[str, Any] = {
 
 # Paper scales (SPEC Table 1) for runtime benchmarks; `tiny` for tests, `demo` for
 # the README job (about 24k training records, 95 batches of 256 per epoch).
-# The big presets draw 100 evaluation negatives per record, not the paper's 1000: the
-# candidates take R x n x 8 bytes (36 GB for micro-video at 1000). Override
-# n_eval_negatives=1000 for the paper's protocol where memory allows.
+# The big presets keep 100 evaluation negatives per record, not the paper's 1000, so
+# the results measured on them stay comparable; override n_eval_negatives=1000 for the
+# paper's protocol (large ones are then generated per batch, not stored).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {**_BASE, "n_users": 150, "n_items": 200, "n_interactions": 1500,
              "n_top": 4, "n_sub": 3, "n_eval_negatives": 50},
@@ -230,12 +230,13 @@ def synthetic_dataset(preset: str = "demo", seed: int = 0, **overrides: Any) -> 
         **overrides: any generator option (``n_users``, ``n_items``,
             ``n_interactions``, ``n_top``, ``n_sub``, ``n_interests``, ``drift``,
             ``noise``, ...) or preparation option (``split``, ``max_len``,
-            ``n_eval_negatives``).
+            ``n_eval_negatives``, ``candidates``).
     """
     if preset not in PRESETS:
         raise MGNMError(f"unknown synthetic preset {preset!r}; choose one of {', '.join(PRESETS)}")
     opt = {**PRESETS[preset], **overrides}
-    prep = {key: opt.pop(key) for key in ("split", "max_len", "n_eval_negatives") if key in opt}
+    prep = {key: opt.pop(key) for key in ("split", "max_len", "n_eval_negatives", "candidates")
+            if key in opt}
     frame, _ = generate_interactions(seed=seed, **opt)
     dataset = prepare_interactions(frame, name=f"synthetic-{preset}", seed=seed,
                                    source={"format": "synthetic", "preset": preset,
