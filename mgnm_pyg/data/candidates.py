@@ -33,12 +33,16 @@ CHUNK_RECORDS = 8192
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, elementwise on ``uint64`` (wraps modulo 2**64)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
+    """splitmix64's finaliser, elementwise on ``uint64`` (wraps modulo 2**64); updates
+    ``x`` in place (the streams are large, so one scratch buffer serves every shift)."""
+    tmp = np.empty_like(x)
+    with np.errstate(over="ignore"):
+        for shift, factor in ((30, _M1), (27, _M2), (31, None)):
+            np.right_shift(x, np.uint64(shift), out=tmp)
+            x ^= tmp
+            if factor is not None:
+                x *= factor
+    return x
 
 
 def _row_keys(seed: int, split: str, records: np.ndarray) -> np.ndarray:
@@ -53,7 +57,11 @@ def _items(keys: np.ndarray, counters: np.ndarray, n_items: int) -> np.ndarray:
     """Items ``1..n_items`` of entries ``counters`` of the streams ``keys``: ``[R, C]``."""
     with np.errstate(over="ignore"):
         h = _mix(keys[:, None] + counters[None, :].astype(np.uint64) * _GOLDEN)
-    return ((h >> np.uint64(32)) * np.uint64(n_items) >> np.uint64(32)).astype(np.int64) + 1
+    h >>= np.uint64(32)
+    h *= np.uint64(n_items)
+    h >>= np.uint64(32)
+    h += np.uint64(1)
+    return h.view(np.int64)
 
 
 def round_width(n: int) -> int:
@@ -74,26 +82,35 @@ def _seen_keys(sorted_keys: np.ndarray, users: np.ndarray, stride: int) -> np.nd
 
 
 def _first_allowed(values: np.ndarray, seen: np.ndarray, stride: int, n: int):
-    """Per row, the first ``n`` distinct values not in ``seen``, in column order.
+    """Per row, the first ``n`` distinct values not in ``seen`` (in column order), sorted.
 
     Returns ``(out [R, n], complete [R])``; incomplete rows of ``out`` are garbage.
     """
     rows, width = values.shape
-    keys = (np.arange(rows, dtype=np.int64)[:, None] * stride + values).reshape(-1)
-    pos = np.minimum(np.searchsorted(seen, keys), max(seen.shape[0] - 1, 0))
-    keep = ~(seen[pos] == keys) if seen.shape[0] else np.ones(keys.shape, dtype=bool)
-    # a stable sort keeps column (counter) order among equal keys: the first is kept
-    order = np.argsort(keys, kind="stable")
-    repeat = np.zeros(keys.shape, dtype=bool)
-    repeat[order[1:]] = keys[order[1:]] == keys[order[:-1]]
-    keep &= ~repeat
-    keep = keep.reshape(rows, width)
-    rank = np.cumsum(keep, axis=1)
-    take = keep & (rank <= n)
-    out = np.zeros((rows, n), dtype=np.int64)
-    r, c = np.nonzero(take)
-    out[r, rank[r, c] - 1] = values[r, c]
-    return out, rank[:, -1] >= n
+    # Sorting each row by (value, column) puts a value's first entry at the head of its
+    # run; rows are short, so a row-wise sort is much faster than one global argsort.
+    code = values * width
+    code += np.arange(width)
+    code.sort(axis=1)
+    value = code // width
+    keep = np.ones(code.shape, dtype=bool)
+    keep[:, 1:] = value[:, 1:] != value[:, :-1]
+    if seen.shape[0]:
+        # row * stride + value is sorted over the whole block, so each seen (row, item)
+        # is looked up once, instead of every drawn value being looked up among the seen
+        flat = (value + np.arange(rows, dtype=np.int64)[:, None] * stride).reshape(-1)
+        pos = np.minimum(np.searchsorted(flat, seen), flat.shape[0] - 1)
+        keep.reshape(-1)[pos[flat[pos] == seen]] = False  # the head of the value's run
+    # the n kept entries of smallest column: order by (column, value), dropped ones last
+    order = code % width
+    order *= stride
+    order += value
+    order[~keep] = width * stride
+    complete = keep.sum(axis=1) >= n
+    order.sort(axis=1)  # faster than np.partition on rows this short
+    out = order[:, :n] % stride
+    out.sort(axis=1)
+    return out, complete
 
 
 def _exact(sorted_keys, user: int, key: np.ndarray, n_items: int, n: int) -> np.ndarray:
@@ -162,7 +179,6 @@ def record_candidates(
         width *= 2
     for row in pending:
         out[row] = _exact(sorted_keys, int(users[row]), keys[row : row + 1], n_items, n)
-    out.sort(axis=1)
     return out
 
 
