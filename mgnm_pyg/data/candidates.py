@@ -84,15 +84,19 @@ def _seen_keys(sorted_keys: np.ndarray, users: np.ndarray, stride: int) -> np.nd
 def _first_allowed(values: np.ndarray, seen: np.ndarray, stride: int, n: int):
     """Per row, the first ``n`` distinct values not in ``seen`` (in column order), sorted.
 
-    Returns ``(out [R, n], complete [R])``; incomplete rows of ``out`` are garbage.
+    Returns ``(out [R, n], complete [R])``; incomplete rows of ``out`` are zeros.
     """
     rows, width = values.shape
     # Sorting each row by (value, column) puts a value's first entry at the head of its
-    # run; rows are short, so a row-wise sort is much faster than one global argsort.
-    code = values * width
-    code += np.arange(width)
+    # run; rows are short, so a row-wise sort is much faster than one global argsort,
+    # and int32 sorts faster than int64 where the codes fit.
+    small = stride * width < 2**31
+    code = values.astype(np.int32) if small else values.copy()
+    code *= width
+    code += np.arange(width, dtype=code.dtype)
     code.sort(axis=1)
     value = code // width
+    column = code - value * width
     keep = np.ones(code.shape, dtype=bool)
     keep[:, 1:] = value[:, 1:] != value[:, :-1]
     if seen.shape[0]:
@@ -101,15 +105,15 @@ def _first_allowed(values: np.ndarray, seen: np.ndarray, stride: int, n: int):
         flat = (value + np.arange(rows, dtype=np.int64)[:, None] * stride).reshape(-1)
         pos = np.minimum(np.searchsorted(flat, seen), flat.shape[0] - 1)
         keep.reshape(-1)[pos[flat[pos] == seen]] = False  # the head of the value's run
-    # the n kept entries of smallest column: order by (column, value), dropped ones last
-    order = code % width
-    order *= stride
-    order += value
-    order[~keep] = width * stride
-    complete = keep.sum(axis=1) >= n
-    order.sort(axis=1)  # faster than np.partition on rows this short
-    out = order[:, :n] % stride
-    out.sort(axis=1)
+    # the chosen entries: kept, with a column up to the n-th smallest kept column; in
+    # value order already, so the rows come out ascending
+    last = np.where(keep, column, width)
+    last.sort(axis=1)
+    last = last[:, n - 1]
+    complete = last < width
+    chosen = keep[complete] & (column[complete] <= last[complete, None])
+    out = np.zeros((rows, n), dtype=np.int64)
+    out[complete] = value[complete][chosen].reshape(-1, n)
     return out, complete
 
 
