@@ -160,3 +160,15 @@ def test_evaluation_gives_the_same_metrics_on_either_form(pair):
         a = evaluate_split(model, stored, key, ks=(5, 10), batch_size=17, progress=False)
         b = evaluate_split(model, generated, key, ks=(5, 10), batch_size=17, progress=False)
         assert a == b and a["n_records"] == len(stored.records[key])
+
+
+def test_the_round_width_sets_only_the_speed(pair, monkeypatch):
+    from mgnm_pyg.data import candidates
+
+    ds = pair[1]
+    rows = np.arange(len(ds.records["test"]))
+    whole = ds.evaluation_candidates("test", rows)
+    # a first round too short for any row: every row is finished in later rounds
+    monkeypatch.setattr(candidates, "round_width", lambda n, n_items: n // 2)
+    monkeypatch.setattr(candidates, "_ROUNDS", 10)
+    assert np.array_equal(ds.evaluation_candidates("test", rows), whole)

@@ -64,9 +64,17 @@ def _items(keys: np.ndarray, counters: np.ndarray, n_items: int) -> np.ndarray:
     return h.view(np.int64)
 
 
-def round_width(n: int) -> int:
-    """Stream entries of the first round: ``n`` plus room for seen items and repeats."""
-    return n + n // 4 + 64
+def round_width(n: int, n_items: int) -> int:
+    """Stream entries of the first round: 8% and 64 more than the expected number of
+    uniform draws until ``n`` of the ``n_items`` are distinct, room for seen items.
+
+    It only sets the speed: a row's candidates do not depend on it, as long as the row
+    is complete within ``_ROUNDS`` rounds (rows that are not take the exact fallback).
+    """
+    if n >= n_items:
+        return 2 * n + 64
+    expected = n_items * np.log(n_items / (n_items - n))
+    return int(1.08 * expected) + 64
 
 
 def _seen_keys(sorted_keys: np.ndarray, users: np.ndarray, stride: int) -> np.ndarray:
@@ -87,6 +95,8 @@ def _first_allowed(values: np.ndarray, seen: np.ndarray, stride: int, n: int):
     Returns ``(out [R, n], complete [R])``; incomplete rows of ``out`` are zeros.
     """
     rows, width = values.shape
+    if width < n:
+        return np.zeros((rows, n), dtype=np.int64), np.zeros(rows, dtype=bool)
     # Sorting each row by (value, column) puts a value's first entry at the head of its
     # run; rows are short, so a row-wise sort is much faster than one global argsort,
     # and int32 sorts faster than int64 where the codes fit.
@@ -171,7 +181,7 @@ def record_candidates(
     stride = n_items + 1
     keys = _row_keys(seed, split, records)
     pending = np.arange(records.shape[0])
-    width = round_width(n)
+    width = round_width(n, n_items)
     for _ in range(_ROUNDS):
         seen = _seen_keys(sorted_keys, users[pending], stride)
         got, complete = _first_allowed(_items(keys[pending], np.arange(width), n_items),
