@@ -172,3 +172,17 @@ def test_the_round_width_sets_only_the_speed(pair, monkeypatch):
     monkeypatch.setattr(candidates, "round_width", lambda n, n_items: n // 2)
     monkeypatch.setattr(candidates, "_ROUNDS", 10)
     assert np.array_equal(ds.evaluation_candidates("test", rows), whole)
+
+
+def test_timed_evaluation_keeps_generated_candidates_generated():
+    from mgnm_pyg.experiments.timing import EVAL_NEGATIVES, eval_dataset
+
+    ds = synthetic_dataset("tiny", candidates="generated", n_eval_negatives=EVAL_NEGATIVES)
+    timed, total = eval_dataset(ds, 30, seed=0)
+    assert total == len(ds.records["test"]) and len(timed.records["test"]) < total
+    assert "test" not in timed.candidates and timed.candidate_width("test") == EVAL_NEGATIVES
+    rows = np.arange(len(timed.records["test"]))
+    cand = timed.evaluation_candidates("test", rows)
+    assert cand.shape == (rows.size, EVAL_NEGATIVES)  # 200 items: drawn with replacement
+    for user, row in zip(timed.records["test"].users, cand, strict=True):
+        assert not np.isin(row, ds.sequence(int(user))).any()
