@@ -68,6 +68,9 @@ def print_card(card: dict[str, Any]) -> None:
     split = card.get("options", {}).get("split", "?")
     sizes = ", ".join(f"{key} {splits.get(key, 0):,}" for key in ("train", "valid", "test"))
     click.echo(f"  split ({split}): {sizes} records")
+    form = card.get("candidates", {}).get("form")
+    if form is not None:
+        click.echo(f"  evaluation candidates: {form}")
 
 
 @click.command(
@@ -91,9 +94,17 @@ def print_card(card: dict[str, Any]) -> None:
 @click.option("--k-core", type=click.IntRange(min=1), default=None,
               help="Keep only users and items with at least this many interactions.")
 @click.option("--eval-negatives", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Sampled negatives per validation/test record (drawn once, persisted).")
+              help="Sampled negatives per validation/test record (a fixed function of the "
+              "seed, the record and the user's items).")
+@click.option("--candidates", "candidate_form",
+              type=click.Choice(["auto", "stored", "generated"]), default="auto",
+              show_default=True,
+              help="stored: compute the evaluation negatives now and write them to the "
+              "folder; generated: keep only their seed and compute each batch's when "
+              "evaluating (no memory or disk for them, identical candidates); auto: stored "
+              "up to 256 MiB of them, else generated.")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True,
-              help="Seed of the evaluation-candidate draw.")
+              help="Seed of the evaluation candidates.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where prepared datasets live [default: $MGNM_DATA_DIR or ./datasets]")
 @click.option("--force", is_flag=True, help="Prepare again even if a cached copy matches.")
@@ -108,8 +119,9 @@ def print_card(card: dict[str, Any]) -> None:
                    "(by default such an id is reported as a likely typo).")
 @user_errors
 def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
-            rating_threshold: float, k_core: int | None, eval_negatives: int, seed: int,
-            data_dir: Path | None, force: bool, **table: str | None) -> None:
+            rating_threshold: float, k_core: int | None, eval_negatives: int,
+            candidate_form: str, seed: int, data_dir: Path | None, force: bool,
+            **table: str | None) -> None:
     from mgnm_pyg.data.readers import read_interactions
     from mgnm_pyg.data.readers_checks import check_file
     from mgnm_pyg.data.split_checks import split_sizes, split_warnings
@@ -142,7 +154,7 @@ def prepare(fmt: str, path: Path, name: str | None, split: str, max_len: int,
         load_frame, name=name, source_path=path.resolve(), source_format=fmt,
         reader_options=reader_options, root=root, force=force, split=split, max_len=max_len,
         rating_threshold=rating_threshold, k_core=k_core, n_eval_negatives=eval_negatives,
-        seed=seed,
+        seed=seed, candidates=candidate_form,
     )
     elapsed = time.perf_counter() - start
     if reused:

@@ -146,3 +146,23 @@ def test_datasets_lists_a_damaged_card_without_failing(tmp_path, ratings_csv):
     listing = ok("datasets", "--data-dir", tmp_path).output
     assert "broken" in listing and "unreadable card.json" in listing
     assert "ratings" in listing
+
+
+def test_candidates_option_chooses_the_stored_or_generated_form(tmp_path, ratings_csv):
+    from mgnm_pyg.data.store import load_dataset
+
+    path, _ = ratings_csv
+    base = ("prepare", "amazon2014-csv", path, "--eval-negatives", 5, "--name")
+    assert "--candidates [auto|stored|generated]" in ok("prepare", "--help").output
+    auto = ok(*base, "a", "--data-dir", tmp_path)
+    assert "evaluation candidates: stored" in auto.output  # small: stored
+    gen = ok(*base, "g", "--data-dir", tmp_path, "--candidates", "generated")
+    assert "evaluation candidates: generated" in gen.output
+    assert (tmp_path / "a" / "candidates_test.parquet").is_file()
+    assert not list((tmp_path / "g").glob("candidates_*.parquet"))
+    stored, generated = load_dataset(tmp_path / "a"), load_dataset(tmp_path / "g")
+    rows = np.arange(len(stored.records["test"]))
+    assert np.array_equal(stored.candidates["test"],
+                          generated.evaluation_candidates("test", rows))
+    bad = invoke(*base, "b", "--data-dir", tmp_path, "--candidates", "lazy")
+    assert bad.exit_code == 2 and "'lazy' is not one of" in bad.output

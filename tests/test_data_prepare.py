@@ -160,22 +160,28 @@ def test_global_time_without_times_names_option_and_source():
                              source={"path": "data.txt"})
 
 
-def test_candidates_that_would_not_fit_in_memory_are_refused(monkeypatch):
-    from mgnm_pyg.data import negatives
+def test_candidate_form_option_keeps_the_candidates_and_picks_by_size(monkeypatch):
+    from mgnm_pyg.data import prepare
 
-    # 8 bytes per kept entry, plus 5 per entry of the largest split while it is drawn.
-    assert negatives.evaluation_candidate_bytes([3, 5], 10) == 8 * 80 + 5 * 50
     frame = _log(LOG)
-    small = prepare_interactions(frame, name="t", n_eval_negatives=2)
-    rows = [len(small.records["valid"]), len(small.records["test"])]
-    need = negatives.evaluation_candidate_bytes(rows, 2)
-    monkeypatch.setattr(negatives, "available_memory_bytes", lambda: need)  # 0.75 * need
-    with pytest.raises(MGNMError, match=r"(?s)2 evaluation negatives.*GiB of memory"
-                                        r".*--eval-negatives.*--split leave-one-out"):
-        prepare_interactions(frame, name="t", n_eval_negatives=2)
-    monkeypatch.setattr(negatives, "available_memory_bytes", lambda: 2 * need)
-    again = prepare_interactions(frame, name="t", n_eval_negatives=2)
-    assert np.array_equal(again.candidates["test"], small.candidates["test"])
+    stored = prepare_interactions(frame, name="t", n_eval_negatives=2, candidates="stored")
+    generated = prepare_interactions(frame, name="t", n_eval_negatives=2,
+                                     candidates="generated")
+    assert set(stored.candidates) == {"valid", "test"} and stored.candidate_stream is None
+    assert generated.candidates == {} and generated.candidate_stream == (0, 2)
+    assert generated.card["candidates"] == {"form": "generated", "seed": 0, "n": 2}
+    for key in ("valid", "test"):
+        rows = np.arange(len(stored.records[key]))
+        assert np.array_equal(stored.evaluation_candidates(key, rows),
+                              generated.evaluation_candidates(key, rows))
+    # auto: stored up to the byte limit (4 bytes an entry), generated above it
+    rows = len(stored.records["valid"]) + len(stored.records["test"])
+    assert prepare_interactions(frame, name="t", n_eval_negatives=2).candidate_stream is None
+    monkeypatch.setattr(prepare, "STORED_CANDIDATE_BYTES", 4 * rows * 2 - 1)
+    auto = prepare_interactions(frame, name="t", n_eval_negatives=2)
+    assert auto.candidate_stream == (0, 2) and auto.card["candidates"]["form"] == "generated"
+    with pytest.raises(MGNMError, match="candidates must be one of auto, stored, generated"):
+        prepare_interactions(frame, name="t", candidates="lazy")
 
 
 def test_integer_ids_are_numbered_in_numeric_order():

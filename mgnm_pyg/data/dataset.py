@@ -2,7 +2,9 @@
 
 A prepared dataset holds every user's chronological item sequence in CSR form
 (``offsets``/``items``), the records of each split as (user, position) pairs, the
-persisted evaluation candidates, and the maps back to raw ids. A record ``r``
+evaluation candidates (stored arrays, or the seed they are computed from on demand;
+read either through :meth:`PreparedDataset.evaluation_candidates`), and the maps back
+to raw ids. A record ``r``
 predicts ``items[offsets[u] + p]`` from the items before it (at most ``max_len``),
 where ``u = records.users[r]`` and ``p = records.positions[r] >= 1``.
 
@@ -63,11 +65,15 @@ class PreparedDataset:
         items: ``int64 [n_interactions]`` every user's items in time order.
         times: ``int64 [n_interactions]`` timestamps aligned with ``items``, or ``None``.
         records: split name (``train``, ``valid``, ``test``) -> :class:`Records`.
-        candidates: ``valid``/``test`` -> ``int64 [R, n_negatives]`` sampled negatives
-            of each evaluation record, drawn once with a fixed seed and persisted.
+        candidates: ``valid``/``test`` -> ``int64 [R, n_negatives]`` stored
+            negatives of each evaluation record; a split stored here takes precedence
+            over ``candidate_stream``.
         user_ids: ``[n_users]`` raw user ids (strings).
         item_ids: ``[n_items + 1]`` raw item ids (strings); entry 0 is the padding id ``""``.
         card: JSON-able description: source, options, statistics, split sizes.
+        candidate_stream: ``(seed, n_negatives)`` of candidates computed on demand
+            (:mod:`mgnm_pyg.data.candidates`) for the splits not in ``candidates``; None
+            when every evaluation split is stored.
     """
 
     name: str
@@ -81,6 +87,7 @@ class PreparedDataset:
     user_ids: np.ndarray
     item_ids: np.ndarray
     card: dict[str, Any] = field(default_factory=dict)
+    candidate_stream: tuple[int, int] | None = None
 
     @property
     def n_interactions(self) -> int:
@@ -117,6 +124,43 @@ class PreparedDataset:
         valid = cols[None, :] < lengths[:, None]
         index = np.where(valid, index, 0)
         return np.where(valid, self.items[index], 0)
+
+    def candidate_width(self, split: str) -> int | None:
+        """Candidates per record of ``split``, or None when the split has none."""
+        if split in self.candidates:
+            return int(self.candidates[split].shape[1])
+        if self.candidate_stream is not None and split in EVAL_SPLITS:
+            return int(self.candidate_stream[1])
+        return None
+
+    def candidate_rows(self, split: str) -> int:
+        """Number of candidate rows of ``split`` (its record count when generated)."""
+        if split in self.candidates:
+            return int(self.candidates[split].shape[0])
+        return len(self.records[split]) if self.candidate_width(split) is not None else 0
+
+    def evaluation_candidates(self, split: str, rows: np.ndarray) -> np.ndarray:
+        """The sampled-evaluation negatives of records ``rows`` of ``split``.
+
+        Stored and generated datasets give the same rows (a stored array is the
+        generated one, materialised by ``prepare``).
+
+        Shapes:
+            rows: ``[B]`` record indices (or a boolean mask); returns ``int64 [B, n]``.
+
+        Raises:
+            KeyError: the split has no candidates.
+        """
+        if split in self.candidates:
+            return np.asarray(self.candidates[split][rows], dtype=np.int64)
+        if self.candidate_width(split) is None:
+            raise KeyError(split)
+        from mgnm_pyg.data.candidates import record_candidates
+
+        rows = np.arange(len(self.records[split]))[rows]
+        seed, n = self.candidate_stream
+        return record_candidates(self.interaction_keys, self.n_items, seed, split, rows,
+                                 self.records[split].users[rows], n)
 
     @cached_property
     def interaction_keys(self) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Negative items: persisted evaluation candidates and per-epoch training negatives.
+"""Negative items drawn from a random generator: per-epoch training negatives and
+distinct draws (e.g. a benchmark's own evaluation negatives; the candidates of a
+prepared dataset come from :mod:`mgnm_pyg.data.candidates`).
 
 Both draws are uniform over the items a user never interacted with (the user's whole
 sequence, so neither a history item nor the target can come up) and both are
@@ -15,8 +17,6 @@ redraw and recheck only those, round after round.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -189,30 +189,6 @@ def sample_negatives(
     return out
 
 
-def evaluation_candidate_bytes(rows: list[int], n: int) -> int:
-    """Peak memory of drawing and keeping ``n`` evaluation candidates for each split's rows.
-
-    Every split's result is ``int64`` (8 bytes an entry); while one split is drawn, its
-    ``int32`` block and rejection mask (5 more bytes an entry) exist as well.
-    """
-    return 8 * sum(rows) * n + 5 * max(rows, default=0) * n
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the system can still hand out (``MemAvailable``), or None where unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def sample_evaluation_candidates(
     offsets: np.ndarray,
     items: np.ndarray,
@@ -222,7 +198,7 @@ def sample_evaluation_candidates(
     rng: np.random.Generator,
     sorted_keys: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The persisted evaluation negatives: ``n`` distinct items per record.
+    """``n`` distinct negative items per record, drawn from ``rng``.
 
     Uniform over the items the record's user never interacted with (whole sequence).
     Distinct within a row; a user with fewer than ``n`` allowed items gets a draw with

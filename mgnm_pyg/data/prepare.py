@@ -29,14 +29,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mgnm_pyg.data import negatives
+from mgnm_pyg.data.candidates import split_candidates
 from mgnm_pyg.data.dataset import EVAL_SPLITS, PreparedDataset, Records
-from mgnm_pyg.data.negatives import interaction_keys, sample_evaluation_candidates
+from mgnm_pyg.data.negatives import interaction_keys
 from mgnm_pyg.data.splits import split_records
 from mgnm_pyg.errors import MGNMError
 
 # Bump when the preparation changes what it produces: it is part of the cache key.
-PREPARE_VERSION = 2  # 2: another (faster) evaluation-candidate draw
+PREPARE_VERSION = 3  # 3: candidates a pure function of (seed, split, record, user's items)
+
+CANDIDATE_FORMS = ("auto", "stored", "generated")
+# Above this many bytes of int32 candidates, ``auto`` keeps only their seed: a stored
+# array costs its size in memory and on disk for every process that loads the dataset.
+STORED_CANDIDATE_BYTES = 256 * 2**20
 
 _SCHEMA = {"user": pl.String, "item": pl.String, "rating": pl.Float64, "time": pl.Int64}
 
@@ -82,23 +87,15 @@ def _dense_ids(df: pl.DataFrame, column: str, name: str, first: int) -> pl.DataF
     return table.with_columns(pl.int_range(first, first + table.height, dtype=pl.Int64).alias(name))
 
 
-def _check_candidate_memory(rows: list[int], n: int, where: str) -> None:
-    """Refuse a candidate draw that would not fit in memory, before allocating it.
-
-    The limit is three quarters of the memory available now (the rest of the
-    preparation, and the save, need room too).
-    """
-    need = negatives.evaluation_candidate_bytes(rows, n)
-    available = negatives.available_memory_bytes()
-    if available is None or need <= 0.75 * available:
-        return
-    raise MGNMError(
-        f"{where}: {n} evaluation negatives for each of the {sum(rows):,} validation/test "
-        f"records would take {need / 2**30:.1f} GiB of memory, more than this machine can "
-        f"spare ({available / 2**30:.1f} GiB available); use fewer negatives "
-        "(--eval-negatives, e.g. 100) or --split leave-one-out (one validation and one "
-        "test record per user)"
-    )
+def candidate_form(requested: str, rows: list[int], n: int) -> str:
+    """``stored`` or ``generated`` for ``--candidates`` ``requested`` (``auto`` picks by
+    size: stored while the int32 arrays take at most :data:`STORED_CANDIDATE_BYTES`)."""
+    if requested not in CANDIDATE_FORMS:
+        raise MGNMError(f"candidates must be one of {', '.join(CANDIDATE_FORMS)}, "
+                        f"got {requested!r}")
+    if requested != "auto":
+        return requested
+    return "stored" if 4 * sum(rows) * n <= STORED_CANDIDATE_BYTES else "generated"
 
 
 def _sequence_stats(lengths: np.ndarray) -> dict[str, float]:
@@ -121,6 +118,7 @@ def prepare_interactions(
     n_eval_negatives: int = 1000,
     seed: int = 0,
     source: dict[str, Any] | None = None,
+    candidates: str = "auto",
 ) -> PreparedDataset:
     """Filter, index, build records, split and draw evaluation candidates.
 
@@ -133,8 +131,12 @@ def prepare_interactions(
         rating_threshold: positives have ``rating > rating_threshold`` (SPEC: 2).
         k_core: if set, iterate users and items to at least ``k_core`` rows each.
         n_eval_negatives: negatives per validation/test record (SPEC: 1000).
-        seed: seed of the evaluation-candidate draw.
+        seed: seed of the evaluation candidates (:mod:`mgnm_pyg.data.candidates`).
         source: JSON-able description of the input (``path``, ``format``, ``sha256``).
+        candidates: ``stored`` (computed now, kept as arrays), ``generated`` (only the
+            seed is kept; computed batch by batch when evaluating) or ``auto`` (stored
+            while they take at most :data:`STORED_CANDIDATE_BYTES`). Both forms give
+            the same candidates.
 
     Raises:
         MGNMError: missing columns, partial timestamps, nothing left after
@@ -186,8 +188,11 @@ def prepare_interactions(
         )
 
     user_table, item_table = _dense_ids(df, "user", "uid", 0), _dense_ids(df, "item", "iid", 1)
-    df = df.join(user_table, on="user", maintain_order="left")
-    df = df.join(item_table, on="item", maintain_order="left")
+    # the raw id strings live on in the two tables: dropping them from the log right
+    # away keeps the sort below (and the peak memory of a large log) to four int columns
+    df = df.join(user_table, on="user", maintain_order="left").drop("user")
+    df = df.join(item_table, on="item", maintain_order="left").select(
+        "uid", "iid", "time", "order")
     sort_by = ["uid", "time", "order"] if has_time else ["uid", "order"]
     df = df.sort(sort_by)
     user_ids = user_table["user"].cast(pl.String).to_numpy().astype(str)
@@ -221,14 +226,12 @@ def prepare_interactions(
         parts[key] = parts[key][keep]
     records = {key: all_records.subset(index) for key, index in parts.items()}
 
-    _check_candidate_memory([len(records[key]) for key in EVAL_SPLITS], n_eval_negatives, where)
-    candidates = {}
-    for i, key in enumerate(EVAL_SPLITS):
-        # One stream per split, so test candidates do not depend on the validation size.
-        rng = np.random.default_rng([seed, i])
-        candidates[key] = sample_evaluation_candidates(
-            offsets, items, n_items, records[key].users, n_eval_negatives, rng, keys
-        )
+    form = candidate_form(candidates, [len(records[key]) for key in EVAL_SPLITS],
+                          n_eval_negatives)
+    stored = {}
+    if form == "stored":
+        stored = {key: split_candidates(keys, n_items, seed, key, records[key].users,
+                                        n_eval_negatives) for key in EVAL_SPLITS}
 
     stats.update(
         users=n_users,
@@ -248,7 +251,9 @@ def prepare_interactions(
             "k_core": k_core,
             "n_eval_negatives": n_eval_negatives,
             "seed": seed,
+            "candidates": candidates,
         },
+        "candidates": {"form": form, "seed": seed, "n": n_eval_negatives},
         "prepare_version": PREPARE_VERSION,
         "has_times": has_time,
         "statistics": stats,
@@ -262,8 +267,9 @@ def prepare_interactions(
         items=items,
         times=times,
         records=records,
-        candidates=candidates,
+        candidates=stored,
         user_ids=user_ids,
         item_ids=item_ids,
         card=card,
+        candidate_stream=None if form == "stored" else (seed, n_eval_negatives),
     )

@@ -16,6 +16,10 @@ taken verbatim (spaces are part of an id); numbers may carry surrounding spaces,
 non-integer time is floored to whole seconds.
 Bad input raises :class:`~mgnm_pyg.errors.DataFormatError` naming the file, and where
 known the line and column. Text files may be gzip-compressed.
+
+CSV and JSON files go through polars' lazy readers with only the kept columns selected
+and the streaming engine, so a file of several GB needs memory for those columns, not
+for the file.
 """
 
 from __future__ import annotations
@@ -38,15 +42,16 @@ def _fixed_csv(path: Path, plain: Path, names: tuple[str, ...], label: str) -> p
     """A headerless, unquoted, comma-separated file whose columns are ``names``."""
     what = f"{len(names)} comma-separated fields ({label})"
     try:
-        df = pl.read_csv(
+        df = pl.scan_csv(
             plain, has_header=False, schema=dict.fromkeys(names, pl.String),
             quote_char=None, missing_columns="insert", raise_if_empty=False,
-        )
+            row_index_name="row",
+        ).collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:
         checks.first_bad_line(plain, path, ",", len(names), what)
         raise DataFormatError(path, f"could not be read as {what}: {exc}") from None
     return checks.finalize(
-        df.with_row_index("row"), path, line_offset=1,
+        df, path, line_offset=1,
         describe_missing=lambda line, _c: checks.field_count_error(
             plain, path, line, ",", len(names), what),
     )
@@ -118,7 +123,8 @@ def read_amazon_json(path: Path, plain: Path) -> pl.DataFrame:
     user, item, rating, time, scale = keys
     schema = {user: pl.String, item: pl.String, rating: pl.Float64, time: pl.Int64}
     try:
-        df = pl.scan_ndjson(plain, schema=schema).collect()
+        # only the four keys are parsed (the schema), streamed: memory follows them
+        df = pl.scan_ndjson(plain, schema=schema).collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:
         _json_first_bad(path, plain, keys)
         raise DataFormatError(path, f"could not be read as JSON lines: {exc}") from None
@@ -167,14 +173,23 @@ def read_sequences(path: Path, plain: Path, mixed_ids: bool = False) -> pl.DataF
 
 
 def _delimited_with_header(
-    path: Path, plain: Path, sep: str, quote_char: str | None, what: str
+    path: Path, plain: Path, sep: str, quote_char: str | None, what: str,
+    choose: Callable[[list[str]], list[tuple[str, str]]],
 ) -> pl.DataFrame:
-    """A delimited file with a header line, every column read as text."""
+    """A delimited file with a header line, every column read as text.
+
+    ``choose(header names)`` returns the ``(role, column)`` pairs to keep (it may raise
+    :class:`DataFormatError`); only those columns are parsed. The result has ``row``
+    (0-based data row) and one column per role.
+    """
     try:
-        return pl.read_csv(
+        lazy = pl.scan_csv(
             plain, separator=sep, infer_schema=False, quote_char=quote_char,
-            raise_if_empty=False, missing_columns="insert",
-        ).with_row_index("row")
+            raise_if_empty=False, missing_columns="insert", row_index_name="row",
+        )
+        kept = choose([c for c in lazy.collect_schema().names() if c != "row"])
+        return lazy.select("row", *(pl.col(c).alias(r) for r, c in kept)).collect(
+            engine="streaming")
     except pl.exceptions.PolarsError as exc:
         width = checks.count_fields(checks.read_line(plain, 1), sep, quote_char)
         checks.first_bad_line(plain, path, sep, width, what, first=2, quote_char=quote_char)
@@ -192,11 +207,15 @@ def _require(path: Path, found: list[str], wanted: dict[str, str | None]) -> Non
 
 def read_recbole(path: Path, plain: Path) -> pl.DataFrame:
     """RecBole atomic ``.inter``: tab-separated, header ``name:type`` (``user_id:token``...)."""
-    df = _delimited_with_header(path, plain, "\t", None, "a tab-separated RecBole .inter file")
-    names = {c.lstrip("\ufeff").split(":")[0]: c for c in df.columns if c != "row"}
-    _require(path, list(names), {"user": "user_id", "item": "item_id"})
     roles = {"user": "user_id", "item": "item_id", "rating": "rating", "time": "timestamp"}
-    df = df.select("row", *(pl.col(names[f]).alias(r) for r, f in roles.items() if f in names))
+
+    def choose(columns: list[str]) -> list[tuple[str, str]]:
+        names = {c.lstrip("\ufeff").split(":")[0]: c for c in columns}
+        _require(path, list(names), {"user": "user_id", "item": "item_id"})
+        return [(r, names[f]) for r, f in roles.items() if f in names]
+
+    df = _delimited_with_header(path, plain, "\t", None, "a tab-separated RecBole .inter file",
+                                choose)
     return checks.finalize(df, path, line_offset=2)
 
 
@@ -232,10 +251,15 @@ def read_table(
             sep = "\t" if path.name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ","
         if len(sep) != 1:
             raise DataFormatError(path, f"the separator must be one character, got {sep!r}")
-        df = _delimited_with_header(path, plain, sep, '"', f"a table separated by {sep!r}")
-        df = df.rename(lambda c: c.lstrip("\ufeff"))
-        _require(path, [c for c in df.columns if c != "row"], wanted)
-        offset = 2
+
+        def choose(columns: list[str]) -> list[tuple[str, str]]:
+            names = {c.lstrip("\ufeff"): c for c in columns}
+            _require(path, list(names), wanted)
+            return [(r, names[c]) for r, c in wanted.items() if c is not None]
+
+        df = _delimited_with_header(path, plain, sep, '"', f"a table separated by {sep!r}",
+                                    choose)
+        return checks.finalize(df, path, line_offset=2)
     df = df.select("row", *(pl.col(c).alias(r) for r, c in wanted.items() if c is not None))
     return checks.finalize(df, path, line_offset=offset)
 

@@ -7,8 +7,8 @@ Layout of ``root/``:
 * ``sequences.parquet``: ``user, item, time`` (time null without timestamps), one row
   per interaction, sorted by user then time (the CSR of :class:`PreparedDataset`);
 * ``records_{train,valid,test}.parquet``: ``user, position, target, time``;
-* ``candidates_{valid,test}.parquet``: ``candidates``, a fixed-size Int32 array per record
-  (item ids fit, and it halves the largest file; loaded back as ``int64``);
+* ``candidates_{valid,test}.parquet``: the stored evaluation candidates, absent when
+  only their seed is kept (:mod:`mgnm_pyg.data.candidate_files`);
 * ``users.parquet`` / ``items.parquet``: ``id``, the raw ids (item row 0 is padding ``""``).
 
 The folder is written atomically: either all of it is there or none of it.
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mgnm_pyg.data.candidate_files import candidate_storage, read_candidates, write_candidates
 from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
 from mgnm_pyg.data.prepare import PREPARE_VERSION, prepare_interactions
 from mgnm_pyg.data.readers import file_sha256
@@ -33,7 +34,8 @@ from mgnm_pyg.errors import DataFormatError, MGNMError
 from mgnm_pyg.files import atomic_directory, atomic_write_json
 
 FORMAT = "mgnm-pyg prepared dataset"
-FORMAT_VERSION = 2  # 2: candidates stored as Int32
+FORMAT_VERSION = 3  # 2: candidates stored as Int32; 3: or only their seed (generated)
+READ_VERSIONS = (2, 3)
 _RECORD_SCHEMA = {"user": pl.Int64, "position": pl.Int64, "target": pl.Int64, "time": pl.Int64}
 _SEQUENCE_SCHEMA = {"user": pl.Int64, "item": pl.Int64, "time": pl.Int64}
 _ID_SCHEMA = {"id": pl.String}
@@ -66,10 +68,8 @@ def save_dataset(dataset: PreparedDataset, root: str | Path) -> Path:
         "n_interactions": dataset.n_interactions,
         "has_times": dataset.times is not None,
         "records": {key: len(rec) for key, rec in dataset.records.items()},
-        "candidate_width": {key: int(c.shape[1]) for key, c in dataset.candidates.items()},
+        **candidate_storage(dataset),
     }
-    if dataset.n_items >= 2**31:
-        raise MGNMError(f"{dataset.n_items} items do not fit the Int32 candidate files")
     with atomic_directory(root) as tmp:
         pl.DataFrame({
             "user": np.repeat(np.arange(dataset.n_users, dtype=np.int64), counts),
@@ -83,12 +83,7 @@ def save_dataset(dataset: PreparedDataset, root: str | Path) -> Path:
                 "target": rec.targets.astype(np.int64),
                 "time": _optional(rec.times, len(rec)),
             }).write_parquet(tmp / f"records_{key}.parquet")
-        for key, cand in dataset.candidates.items():
-            if cand.shape[1] > 0:
-                column = pl.Series("candidates", np.asarray(cand, dtype=np.int32))
-                # zstd level 1: half the write time of the default level, 25% larger file
-                pl.DataFrame([column]).write_parquet(
-                    tmp / f"candidates_{key}.parquet", compression="zstd", compression_level=1)
+        write_candidates(dataset, tmp)
         for file, ids in (("users.parquet", dataset.user_ids), ("items.parquet", dataset.item_ids)):
             ids = pl.Series("id", np.asarray(ids).astype(str), dtype=pl.String)
             pl.DataFrame([ids]).write_parquet(tmp / file)
@@ -128,10 +123,11 @@ def _read_card(root: Path) -> dict[str, Any]:
     storage = card.get("storage") if isinstance(card, dict) else None
     if not isinstance(storage, dict) or storage.get("format") != FORMAT:
         raise DataFormatError(path, f"not a prepared dataset card (no storage.format {FORMAT!r})")
-    if storage.get("format_version") != FORMAT_VERSION:
+    if storage.get("format_version") not in READ_VERSIONS:
         raise DataFormatError(
-            path, f"format version {storage.get('format_version')} is not {FORMAT_VERSION}; "
-            "prepare the dataset again with this version of mgnm-pyg")
+            path, f"format version {storage.get('format_version')} is not one of "
+            f"{', '.join(map(str, READ_VERSIONS))}; prepare the dataset again with this "
+            "version of mgnm-pyg")
     return card
 
 
@@ -175,19 +171,8 @@ def load_dataset(root: str | Path) -> PreparedDataset:
             raise DataFormatError(path, "records do not match sequences.parquet")
         records[key] = rec
 
-    candidates = {}
-    for key in EVAL_SPLITS:
-        width = int(storage["candidate_width"].get(key, 0))
-        rows = len(records[key])
-        if width == 0:
-            candidates[key] = np.zeros((rows, 0), dtype=np.int64)
-            continue
-        path = root / f"candidates_{key}.parquet"
-        frame = _read(path, {"candidates": pl.Array(pl.Int32, width)}, rows)
-        cand = frame["candidates"].to_numpy().astype(np.int64).reshape(rows, width)
-        if rows and (cand.min() < 1 or cand.max() > n_items):
-            raise DataFormatError(path, f"candidate items must be in 1..{n_items}")
-        candidates[key] = cand
+    candidates, stream = read_candidates(
+        root, storage, {key: len(records[key]) for key in EVAL_SPLITS}, n_items, _read)
 
     user_ids = _read(root / "users.parquet", _ID_SCHEMA, n_users)["id"].to_numpy().astype(str)
     item_ids = _read(root / "items.parquet", _ID_SCHEMA, n_items + 1)["id"].to_numpy().astype(str)
@@ -195,6 +180,7 @@ def load_dataset(root: str | Path) -> PreparedDataset:
         name=str(storage.get("name", root.name)), n_users=n_users, n_items=n_items,
         offsets=offsets.astype(np.int64), items=items, times=times, records=records,
         candidates=candidates, user_ids=user_ids, item_ids=item_ids, card=card,
+        candidate_stream=stream,
     )
 
 

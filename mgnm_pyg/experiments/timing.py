@@ -191,9 +191,12 @@ def eval_dataset(dataset, eval_records: int | None, seed: int):
         index = _users_subset(records, eval_records, rng)
     timed = copy.copy(dataset)
     timed.records = {**dataset.records, "test": records.subset(index)}
-    candidates = dataset.candidates.get("test")
-    if candidates is not None and candidates.shape[1] == EVAL_NEGATIVES:
-        drawn = candidates[index]
+    if dataset.candidate_width("test") == EVAL_NEGATIVES and "test" not in dataset.candidates:
+        # generated candidates: computed per batch as the timed evaluation runs, as in a
+        # real one (the subset's own record ids: other candidates, the same cost)
+        return timed, len(records)
+    if dataset.candidate_width("test") == EVAL_NEGATIVES:
+        drawn = dataset.candidates["test"][index]
     else:
         drawn = sample_evaluation_candidates(dataset.offsets, dataset.items, dataset.n_items,
                                              records.users[index], EVAL_NEGATIVES, rng,

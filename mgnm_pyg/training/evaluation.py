@@ -2,7 +2,7 @@
 
 Both protocols give every record one positive (its target) and a set of negatives:
 
-* ``sampled`` (the paper's): the persisted negatives ``dataset.candidates[split]``.
+* ``sampled`` (the paper's): the dataset's negatives ``dataset.evaluation_candidates(split, rows)``.
 * ``full`` (Krichene & Rendle, KDD 2020): every item ``1..n_items`` except the items
   of the user's sequence before the target (all of them, not only the last
   ``max_len``) and except the target itself; the target stays the positive even when
@@ -124,7 +124,7 @@ class _SplitEvaluator:
     def _negative_scores(self, enc, index: np.ndarray) -> Iterator[tuple[Tensor, Tensor | None]]:
         """Yield ``(scores [B, c], valid [B, c] or None)`` over the record's negatives."""
         if self.protocol == "sampled":
-            cands = torch.from_numpy(self.dataset.candidates[self.split][index])
+            cands = torch.from_numpy(self.dataset.evaluation_candidates(self.split, index))
             yield self._score(enc, cands.to(self.device)), None
             return
         records = self.records
@@ -254,7 +254,7 @@ def evaluate_split(
         raise MGNMError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     if protocol not in PROTOCOLS:
         raise MGNMError(f"unknown protocol {protocol!r}: expected 'sampled' or 'full'")
-    if protocol == "sampled" and split not in dataset.candidates:
+    if protocol == "sampled" and dataset.candidate_width(split) is None:
         raise MGNMError(
             f"dataset {dataset.name!r} has no persisted negatives for split {split!r} "
             f"(sampled evaluation exists for {', '.join(EVAL_SPLITS)}); use protocol='full'"
@@ -264,9 +264,9 @@ def evaluate_split(
     evaluator = _SplitEvaluator(model, dataset, split, protocol, ks, max_len, device, item_chunk,
                                 per_user_best, per_user_pooled)
     records = evaluator.records
-    if protocol == "sampled" and dataset.candidates[split].shape[0] != len(records):
+    if protocol == "sampled" and dataset.candidate_rows(split) != len(records):
         raise MGNMError(
-            f"dataset {dataset.name!r}: {dataset.candidates[split].shape[0]} candidate rows "
+            f"dataset {dataset.name!r}: {dataset.candidate_rows(split)} candidate rows "
             f"for {len(records)} {split!r} records"
         )
     was_training = model.training
