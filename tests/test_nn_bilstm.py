@@ -54,3 +54,17 @@ def test_masked_bilstm_packed_passes_gradcheck_and_ignores_padding():
     packed_out = lstm(x, lengths)
     lstm.packed = False
     torch.testing.assert_close(lstm(x, lengths), packed_out)
+
+
+def test_reverse_within_length_matches_flips_and_its_gradient_is_the_same_reordering():
+    torch.manual_seed(2)
+    from mgnm_pyg.nn.bilstm import reverse_within_length
+
+    lengths = torch.tensor([3, 1, 5, 2])
+    x = torch.randn(4, 5, 3, dtype=torch.float64, requires_grad=True)
+    out = reverse_within_length(x, lengths)
+    torch.testing.assert_close(out, _flip_within(x, lengths), rtol=0, atol=0)
+    weight = torch.randn(4, 5, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * weight).sum(), x)
+    torch.testing.assert_close(grad, _flip_within(weight, lengths), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(lambda inp: reverse_within_length(inp, lengths), (x,))

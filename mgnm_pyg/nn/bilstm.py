@@ -19,14 +19,34 @@ __all__ = ["MaskedBiLSTM", "packed_lstm", "reverse_within_length"]
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse the first ``lengths[s]`` steps of each sequence; padded steps stay in place.
 
+    The reordering is a permutation that is its own inverse, so the gradient is the same
+    reordering of the output gradient: rows are picked with ``index_select`` both ways,
+    where ``gather`` would scatter-add its gradient back element by element.
+
     Shapes:
         - x: ``[S, m, d]``; lengths: ``[S]``; output: ``[S, m, d]``
     """
-    m = x.size(1)
+    s, m = x.shape[:2]
     steps = torch.arange(m, device=x.device).unsqueeze(0)
     lengths = lengths.unsqueeze(1)
     index = torch.where(steps < lengths, lengths - 1 - steps, steps)
-    return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
+    rows = (index + m * torch.arange(s, device=x.device).unsqueeze(1)).reshape(-1)
+    return _SelfInversePermutation.apply(x, rows)
+
+
+class _SelfInversePermutation(torch.autograd.Function):
+    """Rows ``x[rows]`` of ``x`` flattened to ``[S * m, d]``, for a permutation ``rows``
+    that is its own inverse (its gradient is then ``grad[rows]``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rows: Tensor) -> Tensor:
+        ctx.save_for_backward(rows)
+        return x.reshape(-1, x.size(-1)).index_select(0, rows).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (rows,) = ctx.saved_tensors
+        return grad.reshape(-1, grad.size(-1)).index_select(0, rows).view(grad.shape), None
 
 
 class _PackedRecurrence(torch.autograd.Function):
