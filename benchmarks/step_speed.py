@@ -108,10 +108,12 @@ def main() -> None:
                         help="root of the checkout to compare with (a git worktree)")
     parser.add_argument("--data", default="toys")
     parser.add_argument("--batches", type=int, default=20, help="training batches timed")
-    parser.add_argument("--rounds", type=int, default=5, help="timed passes per checkout")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="timed training passes per checkout (0: none)")
     parser.add_argument("--eval-users", type=float, default=0.2,
                         help="share of the test users evaluated (1.0: all)")
-    parser.add_argument("--eval-rounds", type=int, default=3)
+    parser.add_argument("--eval-rounds", type=int, default=3,
+                        help="timed evaluation passes per checkout (0: none)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,10 +151,12 @@ def main() -> None:
           "passes per checkout, alternating")
     for what, key, label in (("train", "epoch_seconds", "training epoch (estimated)"),
                              ("eval", "split_seconds", "full-ranking test split")):
+        if not results[what]["this"]:
+            continue
         med = {n: statistics.median(x[key] for x in results[what][n]) for n in results[what]}
         print(f"{label}: baseline {med['baseline']:.1f} s, this {med['this']:.1f} s, "
               f"ratio {med['this'] / med['baseline']:.3f}")
-    for name in ("baseline", "this"):
+    for name in ("baseline", "this") if args.eval_rounds else ():
         print(name, "metrics", json.dumps(results["eval"][name][0]["metrics"]))
 
 
