@@ -35,6 +35,7 @@ def shared_item_scores(model, interests: Tensor, items: Tensor, row_block: int =
     b, c = interests.size(0), items.numel()
     if b <= row_block and c <= item_block:
         return model.pool_levels(model.score(interests, items))
+    interests = interests.contiguous()  # once, not once per block
     out = None
     for lo in range(0, b, row_block):
         rows = interests[lo : lo + row_block]
