@@ -68,3 +68,24 @@ def test_reverse_within_length_matches_flips_and_its_gradient_is_the_same_reorde
     (grad,) = torch.autograd.grad((out * weight).sum(), x)
     torch.testing.assert_close(grad, _flip_within(weight, lengths), rtol=0, atol=0)
     assert torch.autograd.gradcheck(lambda inp: reverse_within_length(inp, lengths), (x,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equal_length_bidirectional_call_equals_the_two_direction_path(dtype):
+    torch.manual_seed(3)
+    lstm = MaskedBiLSTM(4, hidden=5, packed=False).to(dtype)
+    x = torch.randn(6, 3, 4, dtype=dtype, requires_grad=True)
+    lengths = torch.full((6,), 3)
+    weight = torch.randn(6, 3, 4, dtype=dtype)
+    outs = []
+    for one_call in (True, False):
+        lstm.equal_lengths = one_call
+        out = lstm(x, lengths)
+        outs.append((out, torch.autograd.grad((out * weight).sum(), [x, *lstm.parameters()])))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1], strict=True):
+        torch.testing.assert_close(a, b)
+    # against PyTorch's packed LSTM with the same weights, each direction on its own
+    fwd = _reference(lstm.forward_lstm, x, lengths, reverse=False)
+    bwd = _reference(lstm.backward_lstm, x, lengths, reverse=True)
+    torch.testing.assert_close(outs[0][0], lstm.out(torch.cat([fwd, bwd], -1)))
