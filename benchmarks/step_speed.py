@@ -93,7 +93,10 @@ def worker(args: argparse.Namespace) -> None:
         return {"seconds": seconds, "split_seconds": seconds / share,
                 "metrics": {k: float(v) for k, v in out.items()}}
 
-    info = {"iterations_per_epoch": len(batches), "batches_timed": len(dense),
+    import mgnm_pyg
+
+    info = {"package": mgnm_pyg.__file__, "iterations_per_epoch": len(batches),
+            "batches_timed": len(dense),
             "widths": [int(lengths[b].max()) for b in picked],
             "eval_records": len(subset.records["test"]), "test_records": len(test)}
     print(json.dumps(info), flush=True)
@@ -129,7 +132,8 @@ def main() -> None:
             [sys.executable, str(Path(__file__).resolve()), "--worker", *forwarded],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
     info = {name: json.loads(p.stdout.readline()) for name, p in procs.items()}
-    print(json.dumps(info["this"]))
+    for name in ("baseline", "this"):
+        print(name, json.dumps(info[name]))
 
     def ask(name: str, what: str) -> dict:
         procs[name].stdin.write(what + "\n")
