@@ -73,12 +73,7 @@ def worker(args: argparse.Namespace) -> None:
     def train_pass() -> dict:
         model = build_model(cfg, data)
         loss_fn = DistributedLoss(model)
-        try:  # the trainer's optimiser, where the checkout has the factory
-            from mgnm_pyg.training.step import make_optimizer
-        except ImportError:
-            optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        else:
-            optim = make_optimizer(model.parameters(), cfg.lr)
+        optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         train_step(loss_fn, optim, *dense[-1], cfg, device)  # one-off allocations
         start = time.perf_counter()
         for batch, neg in dense:

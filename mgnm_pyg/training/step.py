@@ -19,14 +19,6 @@ from mgnm_pyg.training.acceleration import autocast, to_device
 from mgnm_pyg.training.config import TrainConfig
 
 
-def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
-    """Adam (the paper's optimiser) with the fused kernel: one pass over each parameter
-    per step rather than a dozen elementwise operations, the same update up to rounding.
-    On the CPU the for-loop form costs about 7 ms a step here, mostly on the item and
-    user tables; fused, under 1 ms."""
-    return torch.optim.Adam(params, lr=lr, fused=True)
-
-
 def train_step(loss_fn: Callable, optimizer: torch.optim.Optimizer | None,
                batch: dict[str, Tensor], negatives: np.ndarray, config: TrainConfig,
                device: torch.device, weight: float = 1.0,

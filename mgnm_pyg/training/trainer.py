@@ -48,7 +48,7 @@ from mgnm_pyg.training.config import TrainConfig, config_from_dict
 from mgnm_pyg.training.evaluation import evaluate, metric_names
 from mgnm_pyg.training.schedule import set_learning_rate
 from mgnm_pyg.training.shared_negatives import SharedNegativeSampler
-from mgnm_pyg.training.step import make_optimizer, train_step
+from mgnm_pyg.training.step import train_step
 from mgnm_pyg.training.stopping import ONE_PASS_MODELS, improves, stops_after
 
 # Settings that may change when a run is resumed; the others define the run.
@@ -112,7 +112,7 @@ class Trainer:
             acceleration.compile_encode(self.model, warn=self.echo)
         # A model without trainable parameters (popularity) takes no optimiser steps.
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(params, config.lr) if params else None
+        self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
         self.shared_negatives = (SharedNegativeSampler(self.dataset, config, self.device)
                                  if config.loss == "sampled-softmax" else None)
         self.loss_module = distributed.wrap_model(self.model, self.device)
