@@ -9,8 +9,9 @@ evaluation gave (equal up to float noise when the model is the same function).
 Training: ``--batches`` of the epoch's length-bucketed batches, stratified by width
 (every k-th batch in order of width), each a full step (forward, backward, Adam) at
 the ``TrainConfig()`` defaults; the epoch is their mean times the iterations per
-epoch. Evaluation: ``evaluate_split(..., protocol="full")`` on the test records of a
-seeded random share of the users (``--eval-users``; 1.0 is the whole split), scaled
+epoch (the few widest batches are rarely picked, so this underestimates the epoch;
+``--batches 0`` times the whole epoch). Evaluation: ``evaluate_split(...,
+protocol="full")`` on the test records of a seeded random share of the users (``--eval-users``; 1.0 is the whole split), scaled
 to the split by records.
 
     git worktree add --detach /tmp/base17 e739159
@@ -57,8 +58,11 @@ def worker(args: argparse.Namespace) -> None:
     sampler.set_epoch(1)
     batches = sampler.batches()
     by_width = sorted(batches, key=lambda b: int(lengths[b].max()))
-    step = max(1, len(batches) // args.batches)
-    picked = by_width[step // 2 :: step][: args.batches]
+    if args.batches:
+        step = max(1, len(batches) // args.batches)
+        picked = by_width[step // 2 :: step][: args.batches]
+    else:  # the whole epoch, in its own order
+        picked = batches
     negatives = sample_training_negatives(data, records, cfg.negatives,
                                           np.random.default_rng([cfg.seed, 1]))
     dense = [(dense_batch(data, records, b, cfg.max_len), negatives[b]) for b in picked]
@@ -110,7 +114,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True,
                         help="root of the checkout to compare with (a git worktree)")
     parser.add_argument("--data", default="toys")
-    parser.add_argument("--batches", type=int, default=20, help="training batches timed")
+    parser.add_argument("--batches", type=int, default=20,
+                        help="training batches timed (0: the whole epoch)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="timed training passes per checkout (0: none)")
     parser.add_argument("--eval-users", type=float, default=0.2,
