@@ -11,8 +11,8 @@ Training: ``--batches`` of the epoch's length-bucketed batches, stratified by wi
 the ``TrainConfig()`` defaults; the epoch is their mean times the iterations per
 epoch (the few widest batches are rarely picked, so this underestimates the epoch;
 ``--batches 0`` times the whole epoch). Evaluation: ``evaluate_split(...,
-protocol="full")`` on the test records of a seeded random share of the users (``--eval-users``; 1.0 is the whole split), scaled
-to the split by records.
+protocol="full")`` on the test records of a seeded random share of the users
+(``--eval-users``; 1.0 is the whole split), scaled to the split by records.
 
     git worktree add --detach /tmp/base17 e739159
     MGNM_DATA_DIR=datasets python benchmarks/step_speed.py --baseline /tmp/base17
