@@ -101,7 +101,7 @@ def worker(args: argparse.Namespace) -> None:
 
     info = {"package": mgnm_pyg.__file__, "iterations_per_epoch": len(batches),
             "batches_timed": len(dense),
-            "widths": [int(lengths[b].max()) for b in picked],
+            "widths": [int(lengths[b].max()) for b in picked] if args.batches else "all",
             "eval_records": len(subset.records["test"]), "test_records": len(test)}
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
@@ -165,6 +165,8 @@ def main() -> None:
         med = {n: statistics.median(x[key] for x in results[what][n]) for n in results[what]}
         print(f"{label}: baseline {med['baseline']:.1f} s, this {med['this']:.1f} s, "
               f"ratio {med['this'] / med['baseline']:.3f}")
+        for name in ("baseline", "this"):
+            print(f"  {name} passes:", " ".join(f"{x[key]:.1f}" for x in results[what][name]))
     for name in ("baseline", "this") if args.eval_rounds else ():
         print(name, "metrics", json.dumps(results["eval"][name][0]["metrics"]))
 
