@@ -54,3 +54,38 @@ def test_masked_bilstm_packed_passes_gradcheck_and_ignores_padding():
     packed_out = lstm(x, lengths)
     lstm.packed = False
     torch.testing.assert_close(lstm(x, lengths), packed_out)
+
+
+def test_reverse_within_length_matches_flips_and_its_gradient_is_the_same_reordering():
+    torch.manual_seed(2)
+    from mgnm_pyg.nn.bilstm import reverse_within_length
+
+    lengths = torch.tensor([3, 1, 5, 2])
+    x = torch.randn(4, 5, 3, dtype=torch.float64, requires_grad=True)
+    out = reverse_within_length(x, lengths)
+    torch.testing.assert_close(out, _flip_within(x, lengths), rtol=0, atol=0)
+    weight = torch.randn(4, 5, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * weight).sum(), x)
+    torch.testing.assert_close(grad, _flip_within(weight, lengths), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(lambda inp: reverse_within_length(inp, lengths), (x,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equal_length_bidirectional_call_equals_the_two_direction_path(dtype):
+    torch.manual_seed(3)
+    lstm = MaskedBiLSTM(4, hidden=5, packed=False).to(dtype)
+    x = torch.randn(6, 3, 4, dtype=dtype, requires_grad=True)
+    lengths = torch.full((6,), 3)
+    weight = torch.randn(6, 3, 4, dtype=dtype)
+    outs = []
+    for one_call in (True, False):
+        lstm.equal_lengths = one_call
+        out = lstm(x, lengths)
+        outs.append((out, torch.autograd.grad((out * weight).sum(), [x, *lstm.parameters()])))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1], strict=True):
+        torch.testing.assert_close(a, b)
+    # against PyTorch's packed LSTM with the same weights, each direction on its own
+    fwd = _reference(lstm.forward_lstm, x, lengths, reverse=False)
+    bwd = _reference(lstm.backward_lstm, x, lengths, reverse=True)
+    torch.testing.assert_close(outs[0][0], lstm.out(torch.cat([fwd, bwd], -1)))

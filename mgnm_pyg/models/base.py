@@ -101,7 +101,8 @@ class SequentialRecommender(nn.Module):
 
     def pool_levels(self, level_scores: Tensor) -> Tensor:
         """``[B, L, C] -> [B, C]``: max over levels (a no-op for one level)."""
-        return level_scores.max(1).values
+        # amax: the same values as max(1).values, without computing the argmax
+        return level_scores.amax(1)
 
     def predict(self, users: Tensor, histories: Tensor, items: Tensor) -> Tensor:
         """Scores ``[B, C]`` of items ``[B, C]`` (or ``[C]``, shared) for each history."""

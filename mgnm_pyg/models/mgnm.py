@@ -296,4 +296,5 @@ class MGNM(MGNMObjective, SequentialRecommender):
         """``[B, L+1, C] -> [B, C]``: max over levels (Eq. 15), or sum (w/o MaxPool)."""
         if self.level_pooling == "sum":
             return level_scores.sum(1)
-        return level_scores.max(1).values
+        # amax: the same values as max(1).values, without computing the argmax
+        return level_scores.amax(1)

@@ -19,14 +19,34 @@ __all__ = ["MaskedBiLSTM", "packed_lstm", "reverse_within_length"]
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse the first ``lengths[s]`` steps of each sequence; padded steps stay in place.
 
+    The reordering is a permutation that is its own inverse, so the gradient is the same
+    reordering of the output gradient: rows are picked with ``index_select`` both ways,
+    where ``gather`` would scatter-add its gradient back element by element.
+
     Shapes:
         - x: ``[S, m, d]``; lengths: ``[S]``; output: ``[S, m, d]``
     """
-    m = x.size(1)
+    s, m = x.shape[:2]
     steps = torch.arange(m, device=x.device).unsqueeze(0)
     lengths = lengths.unsqueeze(1)
     index = torch.where(steps < lengths, lengths - 1 - steps, steps)
-    return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
+    rows = (index + m * torch.arange(s, device=x.device).unsqueeze(1)).reshape(-1)
+    return _SelfInversePermutation.apply(x, rows)
+
+
+class _SelfInversePermutation(torch.autograd.Function):
+    """Rows ``x[rows]`` of ``x`` flattened to ``[S * m, d]``, for a permutation ``rows``
+    that is its own inverse (its gradient is then ``grad[rows]``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rows: Tensor) -> Tensor:
+        ctx.save_for_backward(rows)
+        return x.reshape(-1, x.size(-1)).index_select(0, rows).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (rows,) = ctx.saved_tensors
+        return grad.reshape(-1, grad.size(-1)).index_select(0, rows).view(grad.shape), None
 
 
 class _PackedRecurrence(torch.autograd.Function):
@@ -162,7 +182,8 @@ class MaskedBiLSTM(nn.Module):
     the sequences are packed; otherwise the backward direction runs on each sequence
     reversed within its length, which needs no lengths on the host (the forward direction
     is causal, so trailing padding cannot reach valid steps) and keeps cuDNN's fused
-    kernel. Outputs at padded steps are zero.
+    kernel. When no sequence is padded (most length-bucketed batches), one bidirectional
+    LSTM call does both directions. Outputs at padded steps are zero.
 
     Args:
         dim: input and output size ``d``.
@@ -177,6 +198,7 @@ class MaskedBiLSTM(nn.Module):
         super().__init__()
         self.hidden = hidden or dim
         self.packed = packed
+        self.equal_lengths = True  # the one-call path when no sequence is padded (CPU)
         # Two one-directional LSTMs rather than one bidirectional module, so that the
         # unpacked path can feed the backward direction its own reversed input.
         self.forward_lstm = nn.LSTM(dim, self.hidden, batch_first=True)
@@ -197,11 +219,23 @@ class MaskedBiLSTM(nn.Module):
             packed = x.device.type == "cpu" and 2 * int(lengths.sum()) < lengths.numel() * x.size(1)
         if packed:
             return self._packed_forward(x, lengths)
+        if self.equal_lengths and x.device.type == "cpu" and bool((lengths == x.size(1)).all()):
+            return self._equal_length_forward(x)
         fwd = self.forward_lstm(x)[0]
         bwd = self.backward_lstm(reverse_within_length(x, lengths))[0]
         bwd = reverse_within_length(bwd, lengths)
         mask = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
         return self.out(torch.cat([fwd, bwd], -1)) * mask.unsqueeze(-1).to(x.dtype)
+
+    def _equal_length_forward(self, x: Tensor) -> Tensor:
+        # No padding: reversing within the length is reversing the whole sequence, which
+        # a bidirectional LSTM kernel does itself, both directions in one call.
+        weights = [p for lstm in (self.forward_lstm, self.backward_lstm) for p in (
+            lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)]
+        zeros = x.new_zeros(2, x.size(0), self.hidden)
+        out = torch._VF.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self.training, True,
+                             True)[0]
+        return self.out(out)
 
     def _packed_forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         # The output map runs on the valid steps only: [h_f || h_b] W_o^T is h_f W_f^T +

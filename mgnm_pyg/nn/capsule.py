@@ -256,11 +256,13 @@ class SequentialCapsuleNetwork(nn.Module):
         for it in range(self.routing_iters):
             last = it == self.routing_iters - 1
             coupling = torch.softmax(logits, dim=1) * valid
-            out = squash(torch.einsum("nkm,nkmd->nkd", coupling, z if last else z_route),
-                         self.eps)
+            # Products summed over m (and over d below) rather than einsum: einsum makes
+            # them N*K batched matrix products of one row each, several times slower on
+            # the CPU, forward and backward.
+            out = squash((coupling.unsqueeze(-1) * (z if last else z_route)).sum(2), self.eps)
             if last:
                 break
-            logits = logits + torch.einsum("nkmd,nkd->nkm", z_route, out)
+            logits = logits + (z_route * out.unsqueeze(2)).sum(-1)
             if it == 0 and self.bilstm is not None:
                 if self.bilstm_mode == "interests":
                     z = z + self._bilstm(z, mask)

@@ -27,7 +27,9 @@ def target_attention(interests: Tensor, items: Tensor) -> Tensor:
         - output: ``[B, *, C]``
     """
     if items.dim() == 2:
-        scores = interests @ items.t()  # [B, *, K, C]
+        # one matrix product over every interest of every row: [B, *, K, C]
+        flat = interests.reshape(-1, interests.size(-1)) @ items.t()
+        scores = flat.view(*interests.shape[:-1], items.size(0))
     else:
         lead = interests.shape[:-2]
         flat = interests.reshape(lead[0], -1, interests.size(-1))  # [B, *K, d]

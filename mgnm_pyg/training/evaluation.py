@@ -33,6 +33,7 @@ from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAcc
 from mgnm_pyg.per_user_metrics import PerUserPooledAccumulator
 from mgnm_pyg.training import distributed
 from mgnm_pyg.training.config import TrainConfig
+from mgnm_pyg.training.eval_scoring import shared_item_scores, sorted_positives
 
 PROTOCOLS = ("sampled", "full")
 
@@ -59,23 +60,6 @@ def user_groups(records: Records, max_len: int, batch_size: int) -> list[np.ndar
             group_start = start
     groups.append(order[group_start:])
     return groups
-
-
-def _sorted_positives(users: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
-    """For each row, the sorted positive scores of its user among ``users`` (+inf padded)
-    and the user's number of positives.
-
-    Shapes: users, pos ``[G]`` -> ``[G, R_max]``, ``[G]``.
-    """
-    _, inv = torch.unique(users, return_inverse=True)
-    order = torch.argsort(pos, stable=True)
-    order = order[torch.argsort(inv[order], stable=True)]
-    counts = torch.bincount(inv)
-    starts = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(users.numel(), device=users.device) - starts[inv[order]]
-    table = pos.new_full((counts.numel(), int(counts.max())), float("inf"))
-    table[inv[order], slot] = pos[order]
-    return table[inv].contiguous(), counts[inv]
 
 
 def _history_pairs(dataset: PreparedDataset, users: np.ndarray, positions: np.ndarray):
@@ -112,7 +96,10 @@ class _SplitEvaluator:
         return self.model.encode(users_t, torch.from_numpy(hist).to(self.device))
 
     def _score(self, enc, items: Tensor) -> Tensor:
-        scores = self.model.pool_levels(self.model.score(enc.interests, items))
+        if items.dim() == 1:  # shared by every row (full ranking): in cache-sized blocks
+            scores = shared_item_scores(self.model, enc.interests, items)
+        else:
+            scores = self.model.pool_levels(self.model.score(enc.interests, items))
         # checked once per batch in _negatives, so a GPU does not sync on every chunk
         self._nan |= torch.isnan(scores).any()
         return scores
@@ -188,12 +175,12 @@ class _SplitEvaluator:
         if len(batches) == 1:
             enc = self._encode(group)
             pos = self._positives(enc, group)
-            table, n_pos = _sorted_positives(users, pos)
+            table, n_pos = sorted_positives(users, pos)
             self._negatives(enc, group, pos, table, n_pos)
             return
         # one user with more records than a batch: all its positives first
         pos = torch.cat([self._positives(self._encode(b), b) for b in batches])
-        table, n_pos = _sorted_positives(users, pos)
+        table, n_pos = sorted_positives(users, pos)
         start = 0
         for b in batches:
             end = start + b.size
