@@ -1,7 +1,9 @@
 """Seconds per training epoch against the number of interactions (log-log), from the JSON
-reports of ``mgnm-pyg bench --out``.
+reports of ``mgnm-pyg bench --out``; several reports (one thread, two threads) give one
+series each per convolution path.
 
-    python benchmarks/scaling_plot.py benchmarks/scaling_cpu.json --out docs/images/scaling.png
+    python benchmarks/scaling_plot.py benchmarks/scaling_cpu.json \
+        benchmarks/scaling_cpu_2threads.json --out docs/images/scaling.png
 
 Seconds per epoch = the bench's ``minutes_per_epoch`` x 60 (mean timed iteration x
 iterations per epoch). A dashed line of slope 1 through the smallest dataset shows where
@@ -45,11 +47,13 @@ def plot_scaling(points: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     series = sorted({(p["device"], p["conv"]) for p in points})
+    named: set[str] = set()  # each dataset is labelled once, beside its first series
     for device, conv in series:
         mine = [p for p in points if (p["device"], p["conv"]) == (device, conv)]
         ax.plot([p["interactions"] for p in mine], [p["seconds_per_epoch"] for p in mine],
                 "o-", label=f"{conv} ({device})")
-        for p in mine:
+        for p in (p for p in mine if p["dataset"] not in named):
+            named.add(p["dataset"])
             ax.annotate(p["dataset"].removeprefix("synthetic:") + (
                 " (synthetic)" if p["dataset"].startswith("synthetic") else ""),
                 (p["interactions"], p["seconds_per_epoch"]), textcoords="offset points",

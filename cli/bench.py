@@ -141,4 +141,12 @@ def format_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Sampled: {st['eval_negatives']} negatives per record; full: every item "
                   "but the user's history. Extrapolated rows time whole users drawn at "
                   "random and scale linearly in records.", ""]
+    loads = [r for r in report["results"] if "load_peak_rss_mb" in r]  # older reports: none
+    if not loads:
+        return "\n".join(lines)
+    lines += ["| dataset | interactions | load s | load peak memory MB |", "|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['n_interactions']:,} | {r['load_seconds']:.1f} "
+              f"| {r['load_peak_rss_mb']:,.0f} |" for r in loads]
+    lines += ["", "Load: reading a prepared dataset, or generating and preparing a synthetic "
+              "one; its peak is the process's peak resident memory during the load.", ""]
     return "\n".join(lines)

@@ -91,6 +91,15 @@ def test_markdown_table(report):
     assert md.strip() in output  # printed as well as written
 
 
+def test_load_time_and_peak_memory_are_reported(report):
+    data, md, _ = report
+    (row,) = data["results"]
+    assert row["load_seconds"] > 0 and row["load_peak_rss_mb"] > 0
+    assert row["load_peak_rss_since"] == "this load"  # counted from the load's start
+    line = next(x for x in md.splitlines() if x.startswith("| synthetic:tiny | 1,500 |"))
+    assert f"| {row['load_seconds']:.1f} |" in line
+
+
 def test_eval_subset_holds_whole_users_with_1000_negatives():
     data = resolve_dataset("synthetic:tiny")
     timed, total = eval_dataset(data, 40, seed=0)

@@ -230,8 +230,10 @@ def time_evaluation(model, dataset, opts: BenchOptions, device: torch.device) ->
 def bench_dataset(spec: str, opts: BenchOptions, device: torch.device,
                   echo=print) -> dict[str, Any]:
     """Every measurement of one dataset (see the module docstring)."""
+    peak_reset = reset_peak_rss()
     start = time.perf_counter()
     dataset = load_bench_dataset(spec, opts.config.max_len, opts.seed)
+    load_seconds, load_peak = time.perf_counter() - start, peak_rss_mb()
     n_train = len(dataset.records["train"])
     dim = paper_dim(spec)
     row = paper_row(spec)
@@ -242,7 +244,8 @@ def bench_dataset(spec: str, opts: BenchOptions, device: torch.device,
         "test_records": len(dataset.records["test"]), "dim": dim,
         "batch_size": opts.config.batch_size,
         "iterations_per_epoch": math.ceil(n_train / opts.config.batch_size),
-        "load_seconds": time.perf_counter() - start, "train": {},
+        "load_seconds": load_seconds, "load_peak_rss_mb": load_peak,
+        "load_peak_rss_since": "this load" if peak_reset else "process start", "train": {},
     }
     if row is not None:
         s, it, mins = PAPER_TABLE4[row]
