@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from mgnm_pyg.data.dataset import EVAL_SPLITS
+from mgnm_pyg.data.negatives import seen_pairs
 from mgnm_pyg.errors import MGNMError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -79,14 +80,9 @@ def round_width(n: int, n_items: int) -> int:
 
 def _seen_keys(sorted_keys: np.ndarray, users: np.ndarray, stride: int) -> np.ndarray:
     """Sorted keys ``row * stride + item`` of every item that ``users[row]`` saw."""
-    lo = np.searchsorted(sorted_keys, users * stride)
-    hi = np.searchsorted(sorted_keys, (users + 1) * stride)
-    counts = hi - lo
-    rows = np.repeat(np.arange(users.shape[0], dtype=np.int64), counts)
-    starts = np.cumsum(counts) - counts
-    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts - lo, counts)
+    rows, items = seen_pairs(sorted_keys, users, stride)
     # rows ascend and each user's keys ascend, so the result is sorted
-    return rows * stride + (sorted_keys[index] - users[rows] * stride)
+    return rows * stride + items
 
 
 def _first_allowed(values: np.ndarray, seen: np.ndarray, stride: int, n: int):

@@ -53,7 +53,7 @@ def _allowed_items(sorted_keys: np.ndarray, user: int, n_items: int) -> np.ndarr
     return np.setdiff1d(np.arange(1, n_items + 1, dtype=np.int64), seen, assume_unique=True)
 
 
-def _seen_pairs(sorted_keys: np.ndarray, users: np.ndarray, stride: int):
+def seen_pairs(sorted_keys: np.ndarray, users: np.ndarray, stride: int):
     """``(rows, items)``: every item that ``users[row]`` interacted with, for every row."""
     lo = np.searchsorted(sorted_keys, users * stride)
     hi = np.searchsorted(sorted_keys, (users + 1) * stride)
@@ -101,7 +101,7 @@ def _sample_distinct(sorted_keys, users, n_items, n, rng):
     block.sort(axis=1)
     reject = np.zeros(block.shape, dtype=bool)
     reject[:, 1:] = block[:, 1:] == block[:, :-1]
-    seen_rows, seen_items = _seen_pairs(sorted_keys, users, stride)
+    seen_rows, seen_items = seen_pairs(sorted_keys, users, stride)
     found, pos = _in_rows(block, seen_rows, seen_items)
     reject.reshape(-1)[pos[found]] = True
     pending = np.flatnonzero(reject)
