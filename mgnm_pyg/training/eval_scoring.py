@@ -24,7 +24,7 @@ ROW_BLOCK, ITEM_BLOCK = 32, 256
 def shared_item_scores(model, interests: Tensor, items: Tensor, row_block: int = ROW_BLOCK,
                        item_block: int = ITEM_BLOCK) -> Tensor:
     """``model.pool_levels(model.score(interests, items))`` for items ``[C]`` shared by
-    every row, computed block by block.
+    every row, computed block by block on the CPU.
 
     Every model's ``interests`` has the rows first, and a row's scores depend on that
     row only, so the blocks give the scores of the whole product.
@@ -33,7 +33,9 @@ def shared_item_scores(model, interests: Tensor, items: Tensor, row_block: int =
         - interests: ``[B, ...]``; items: ``[C]``; output: ``[B, C]``
     """
     b, c = interests.size(0), items.numel()
-    if b <= row_block and c <= item_block:
+    # The blocks are for a CPU core's cache; on a GPU they would only multiply the
+    # kernel launches, so the whole product runs at once there.
+    if interests.device.type != "cpu" or (b <= row_block and c <= item_block):
         return model.pool_levels(model.score(interests, items))
     interests = interests.contiguous()  # once, not once per block
     out = None
