@@ -180,7 +180,7 @@ def _users_subset(records, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def eval_dataset(dataset, eval_records: int | None, seed: int):
     """A shallow copy whose test split is the timed records, with 1000 negatives each."""
-    from mgnm_pyg.data.negatives import sample_evaluation_candidates
+    from mgnm_pyg.data.candidates import record_candidates
 
     records = dataset.records["test"]
     if len(records) == 0:
@@ -198,9 +198,9 @@ def eval_dataset(dataset, eval_records: int | None, seed: int):
     if dataset.candidate_width("test") == EVAL_NEGATIVES:
         drawn = dataset.candidates["test"][index]
     else:
-        drawn = sample_evaluation_candidates(dataset.offsets, dataset.items, dataset.n_items,
-                                             records.users[index], EVAL_NEGATIVES, rng,
-                                             dataset.interaction_keys)
+        # the dataset's own definition of candidates, at the width the bench times
+        drawn = record_candidates(dataset.interaction_keys, dataset.n_items, seed, "test",
+                                  index, records.users[index], EVAL_NEGATIVES)
     timed.candidates = {**dataset.candidates, "test": drawn}
     return timed, len(records)
 
