@@ -12,10 +12,10 @@ GAUC pools all rows of a user (SPEC), so each negative must be compared with the
 positives of *all* of its user's records. Records are therefore grouped by whole
 users: a group's positives are scored first, then each negative is located among the
 sorted positives of its user (``searchsorted``). This is exact and needs memory for
-one batch and one item chunk only. Groups hold whole users and are ordered by the
-users' longest history, so padding stays small (a user's evaluation records sit at
-the end of its sequence, with similar lengths). A user with more records than
-``batch_size`` is encoded twice: once for its positives, once for its negatives.
+one batch and one item chunk only. The records of consecutive groups (``ENCODE_WINDOW``
+of them) are encoded first, in batches of one history width each
+(:func:`~mgnm_pyg.training.eval_scoring.encode_by_width`), and every record is encoded
+once.
 """
 
 from __future__ import annotations
@@ -33,9 +33,17 @@ from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAcc
 from mgnm_pyg.per_user_metrics import PerUserPooledAccumulator
 from mgnm_pyg.training import distributed
 from mgnm_pyg.training.config import TrainConfig
-from mgnm_pyg.training.eval_scoring import shared_item_scores, sorted_positives
+from mgnm_pyg.training.eval_scoring import (
+    encode_by_width,
+    pair_counts,
+    shared_item_scores,
+    sorted_positives,
+)
 
 PROTOCOLS = ("sampled", "full")
+#: Records encoded together before their groups are scored: enough for batches of one
+#: history width to fill up, and only their interests are kept (about 8 MB for MGNM).
+ENCODE_WINDOW = 8192
 
 
 def user_groups(records: Records, max_len: int, batch_size: int) -> list[np.ndarray]:
@@ -89,30 +97,30 @@ class _SplitEvaluator:
         self.gauc = GAUCAccumulator()
         self._nan = torch.zeros((), dtype=torch.bool, device=self.device)
 
-    def _encode(self, index: np.ndarray):
-        users = self.records.users[index]
-        hist = self.dataset.histories(users, self.records.positions[index], self.max_len)
-        users_t = torch.from_numpy(users).to(self.device)
-        return self.model.encode(users_t, torch.from_numpy(hist).to(self.device))
+    def encode(self, index: np.ndarray, batch_size: int) -> Tensor:
+        """The interests of the records ``index``, in that order."""
+        return encode_by_width(self.model, self.dataset, self.records, index, self.max_len,
+                               batch_size, self.device)
 
-    def _score(self, enc, items: Tensor) -> Tensor:
+    def _score(self, interests: Tensor, items: Tensor) -> Tensor:
         if items.dim() == 1:  # shared by every row (full ranking): in cache-sized blocks
-            scores = shared_item_scores(self.model, enc.interests, items)
+            scores = shared_item_scores(self.model, interests, items)
         else:
-            scores = self.model.pool_levels(self.model.score(enc.interests, items))
+            scores = self.model.pool_levels(self.model.score(interests, items))
         # checked once per batch in _negatives, so a GPU does not sync on every chunk
         self._nan |= torch.isnan(scores).any()
         return scores
 
-    def _positives(self, enc, index: np.ndarray) -> Tensor:
+    def _positives(self, interests: Tensor, index: np.ndarray) -> Tensor:
         targets = torch.from_numpy(self.records.targets[index]).to(self.device)
-        return self._score(enc, targets.unsqueeze(1))[:, 0]
+        return self._score(interests, targets.unsqueeze(1))[:, 0]
 
-    def _negative_scores(self, enc, index: np.ndarray) -> Iterator[tuple[Tensor, Tensor | None]]:
+    def _negative_scores(self, interests: Tensor,
+                         index: np.ndarray) -> Iterator[tuple[Tensor, Tensor | None]]:
         """Yield ``(scores [B, c], valid [B, c] or None)`` over the record's negatives."""
         if self.protocol == "sampled":
             cands = torch.from_numpy(self.dataset.evaluation_candidates(self.split, index))
-            yield self._score(enc, cands.to(self.device)), None
+            yield self._score(interests, cands.to(self.device)), None
             return
         records = self.records
         rows, items = _history_pairs(self.dataset, records.users[index], records.positions[index])
@@ -122,9 +130,10 @@ class _SplitEvaluator:
             a, b = np.searchsorted(items.numpy(), [lo, hi])
             valid = torch.ones(len(index), hi - lo, dtype=torch.bool)
             valid[rows[a:b], items[a:b] - lo] = False
-            yield self._score(enc, chunk), valid.to(self.device)
+            yield self._score(interests, chunk), valid.to(self.device)
 
-    def _negatives(self, enc, index: np.ndarray, pos: Tensor, table: Tensor, n_pos: Tensor):
+    def _negatives(self, interests: Tensor, index: np.ndarray, pos: Tensor, table: Tensor,
+                   n_pos: Tensor):
         """Rank each record's positive and count the GAUC pair wins of its negatives.
 
         A negative ``s`` of a user with positives ``p_1..p_P`` adds
@@ -137,7 +146,7 @@ class _SplitEvaluator:
         # the user's best positive (the table is sorted, +inf after the n_pos positives)
         top = pos if single else table.gather(1, (n_pos - 1).unsqueeze(1)).squeeze(1)
         pooled = torch.zeros_like(beaten)  # negatives at least as high as ``top``
-        for scores, valid in self._negative_scores(enc, index):
+        for scores, valid in self._negative_scores(interests, index):
             at_least = scores >= pos.unsqueeze(1)
             if self.pooled is not None:
                 above_top = scores >= top.unsqueeze(1)
@@ -145,10 +154,7 @@ class _SplitEvaluator:
             if single:
                 counts = at_least.to(torch.int32) + (scores > pos.unsqueeze(1))
             else:
-                # the +inf padding is never < s; clamp drops it from <= when s is +inf
-                counts = torch.searchsorted(table, scores, right=True, out_int32=True)
-                counts = counts.clamp_(max=n_pos.unsqueeze(1).to(torch.int32))
-                counts += torch.searchsorted(table, scores, right=False, out_int32=True)
+                counts = pair_counts(table, n_pos, scores)
             if valid is not None:
                 at_least &= valid
                 counts.masked_fill_(~valid, 0)
@@ -169,25 +175,30 @@ class _SplitEvaluator:
             self.pooled.update(users, pooled.cpu())
         self.gauc.update_pair_counts(users, torch.ones_like(users), n_neg.cpu(), wins2.cpu())
 
-    def run_group(self, group: np.ndarray, batch_size: int) -> None:
+    def run_group(self, group: np.ndarray, interests: Tensor, batch_size: int) -> None:
+        """Score one group of whole users, whose records' ``interests`` are given."""
         users = torch.from_numpy(self.records.users[group]).to(self.device)
-        batches = [group[i : i + batch_size] for i in range(0, group.size, batch_size)]
-        if len(batches) == 1:
-            enc = self._encode(group)
-            pos = self._positives(enc, group)
-            table, n_pos = sorted_positives(users, pos)
-            self._negatives(enc, group, pos, table, n_pos)
-            return
-        # one user with more records than a batch: all its positives first
-        pos = torch.cat([self._positives(self._encode(b), b) for b in batches])
+        pos = self._positives(interests, group)  # all the group's positives first
         table, n_pos = sorted_positives(users, pos)
-        start = 0
-        for b in batches:
-            end = start + b.size
-            self._negatives(
-                self._encode(b), b, pos[start:end], table[start:end], n_pos[start:end]
-            )
-            start = end
+        for lo in range(0, group.size, batch_size):
+            hi = lo + batch_size
+            self._negatives(interests[lo:hi], group[lo:hi], pos[lo:hi], table[lo:hi],
+                            n_pos[lo:hi])
+
+
+def encode_windows(groups: list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive groups, at least ``size`` records together (the last window may hold
+    fewer)."""
+    window: list[np.ndarray] = []
+    count = 0
+    for group in groups:
+        window.append(group)
+        count += group.size
+        if count >= size:
+            yield window
+            window, count = [], 0
+    if window:
+        yield window
 
 
 @torch.no_grad()
@@ -264,9 +275,14 @@ def evaluate_split(
         bar = tqdm(total=sum(g.size for g in groups), desc=f"{split} ({protocol})", unit="rec",
                    disable=not progress, leave=False)
         with bar:
-            for group in groups:
-                evaluator.run_group(group, batch_size)
-                bar.update(group.size)
+            for window in encode_windows(groups, ENCODE_WINDOW):
+                interests = evaluator.encode(np.concatenate(window), batch_size)
+                start = 0
+                for group in window:
+                    evaluator.run_group(group, interests[start : start + group.size],
+                                        batch_size)
+                    start += group.size
+                    bar.update(group.size)
     finally:
         model.train(was_training)
     distributed.reduce_evaluation(evaluator.ranking, evaluator.gauc, evaluator.best,
