@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from mgnm_pyg.experiments.variants import TABLES
 from mgnm_pyg.files import LockHeld, atomic_write_json, process_lock
 
 SSM = {"loss": "sampled-softmax", "shared_negatives": 1000}
@@ -64,6 +65,9 @@ VARIANTS: dict[str, dict] = {
     "gru4rec-ssm-cosine": {"model": "gru4rec", **SSM, **COSINE},
     "comirec-dr-ssm-cosine": {"model": "comirec-dr", **SSM, **COSINE},
 }
+# Table 3's ablations of the architecture, each on the tuned preset (tuned-wo-ugcn, ...)
+VARIANTS.update({f"tuned-{row.name}": {"preset": "tuned", **row.overrides}
+                 for row in TABLES["table3"] if row.overrides})
 
 
 def config_of(variant: str, data: str, seed: int, epochs: int, patience: int):
