@@ -131,8 +131,10 @@ def report(out_dir: Path, args_compare: str | None = None) -> None:
                "sec": statistics.median(r["timing"]["seconds"] for r in history)}
         if (run_dir / "test_metrics.json").exists():
             test = json.loads((run_dir / "test_metrics.json").read_text())
+            full = test.get("full", {})
             row.update(test_hit=test["sampled"]["hit@5"], test_ndcg=test["sampled"]["ndcg@5"],
-                       full_hit=test.get("full", {}).get("hit@5"))
+                       test_gauc=test["sampled"]["gauc"], full_hit=full.get("hit@5"),
+                       full_ndcg=full.get("ndcg@5"))
         if (run_dir / "agreement.json").exists():
             row["agreement"] = json.loads((run_dir / "agreement.json").read_text())[
                 "ranking_agreement"]
@@ -149,8 +151,8 @@ def report(out_dir: Path, args_compare: str | None = None) -> None:
     summarise(rows, args_compare)
 
 
-METRICS = (("test_hit", "test HIT@5"), ("test_ndcg", "test NDCG@5"),
-           ("full_hit", "full HIT@5"), ("agreement", "agreement"))
+METRICS = (("test_hit", "test HIT@5"), ("test_ndcg", "test NDCG@5"), ("test_gauc", "GAUC"),
+           ("full_hit", "full HIT@5"), ("full_ndcg", "full NDCG@5"), ("agreement", "agreement"))
 
 
 def summarise(rows: dict[str, list[dict]], compare: str | None) -> None:
