@@ -270,3 +270,16 @@ def test_real_mgnm_full_protocol_matches_brute_force():
     again = evaluate_split(model, ds, protocol="full", ks=ks, batch_size=64, max_len=5,
                            progress=False)
     assert again == pytest.approx(got)
+
+
+def test_encode_windows_keep_groups_whole_and_in_order():
+    from mgnm_pyg.training.eval_groups import encode_windows
+
+    groups = [np.arange(n) + 100 * i for i, n in enumerate([3, 1, 4, 1, 5, 9, 2, 6])]
+    for size in (1, 4, 10, 1000):
+        windows = list(encode_windows(groups, size))
+        assert [g for w in windows for g in w] == groups
+        assert all(sum(g.size for g in w) >= size for w in windows[:-1])
+        # a window closes as soon as it reaches the size
+        assert all(sum(g.size for g in w[:-1]) < size for w in windows)
+    assert list(encode_windows([], 8)) == []

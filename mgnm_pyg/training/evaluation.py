@@ -27,12 +27,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset, Records
+from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAccumulator
 from mgnm_pyg.per_user_metrics import PerUserPooledAccumulator
 from mgnm_pyg.training import distributed
 from mgnm_pyg.training.config import TrainConfig
+from mgnm_pyg.training.eval_groups import ENCODE_WINDOW, encode_windows, user_groups
 from mgnm_pyg.training.eval_scoring import (
     encode_by_width,
     pair_counts,
@@ -41,35 +42,6 @@ from mgnm_pyg.training.eval_scoring import (
 )
 
 PROTOCOLS = ("sampled", "full")
-#: Records encoded together before their groups are scored: enough for batches of one
-#: history width to fill up, and only their interests are kept (about 8 MB for MGNM).
-ENCODE_WINDOW = 8192
-
-
-def user_groups(records: Records, max_len: int, batch_size: int) -> list[np.ndarray]:
-    """Record indices grouped by whole users, each group at most ``batch_size`` records
-    unless one user alone has more; groups ordered by their users' longest history.
-    """
-    n = len(records)
-    if n == 0:
-        return []
-    lengths = np.minimum(records.positions, max_len)
-    longest = np.zeros(int(records.users.max()) + 1, dtype=np.int64)
-    np.maximum.at(longest, records.users, lengths)
-    order = np.lexsort((lengths, records.users, longest[records.users]))
-    users = records.users[order]
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], n]
-    groups: list[np.ndarray] = []
-    group_start = 0
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        if end - group_start > batch_size and start > group_start:
-            groups.append(order[group_start:start])
-            group_start = start
-    groups.append(order[group_start:])
-    return groups
-
-
 def _history_pairs(dataset: PreparedDataset, users: np.ndarray, positions: np.ndarray):
     """(row, item) of every item before each target and of the target itself, sorted by
     item: the candidates the full protocol leaves out of a row's negatives.
@@ -184,21 +156,6 @@ class _SplitEvaluator:
             hi = lo + batch_size
             self._negatives(interests[lo:hi], group[lo:hi], pos[lo:hi], table[lo:hi],
                             n_pos[lo:hi])
-
-
-def encode_windows(groups: list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    """Consecutive groups, at least ``size`` records together (the last window may hold
-    fewer)."""
-    window: list[np.ndarray] = []
-    count = 0
-    for group in groups:
-        window.append(group)
-        count += group.size
-        if count >= size:
-            yield window
-            window, count = [], 0
-    if window:
-        yield window
 
 
 @torch.no_grad()
