@@ -11,11 +11,11 @@ Both protocols give every record one positive (its target) and a set of negative
 GAUC pools all rows of a user (SPEC), so each negative must be compared with the
 positives of *all* of its user's records. Records are therefore grouped by whole
 users: a group's positives are scored first, then each negative is located among the
-sorted positives of its user (``searchsorted``). This is exact and needs memory for
-one batch and one item chunk only. The records of consecutive groups (``ENCODE_WINDOW``
-of them) are encoded first, in batches of one history width each
-(:func:`~mgnm_pyg.training.eval_scoring.encode_by_width`), and every record is encoded
-once.
+sorted positives of its user (:func:`~mgnm_pyg.training.eval_scoring.pair_counts`).
+This is exact and needs memory for one batch and one item chunk only. The records of
+consecutive groups (``ENCODE_WINDOW`` of them) are encoded first, in batches of one
+history width each (:func:`~mgnm_pyg.training.eval_scoring.encode_by_width`), and every
+record is encoded once.
 """
 
 from __future__ import annotations
