@@ -65,6 +65,14 @@ VARIANTS: dict[str, dict] = {
     "gru4rec-ssm-cosine": {"model": "gru4rec", **SSM, **COSINE},
     "comirec-dr-ssm-cosine": {"model": "comirec-dr", **SSM, **COSINE},
 }
+# issue 19: the authors' preset, and one of its differences at a time on the paper's
+# defaults (the 50-epoch runs without early stopping: --epochs 50 --patience 50)
+VARIANTS.update({
+    "authors": {"preset": "authors"},
+    "paper-per-position-maps": {"capsule_maps": "per-position"},
+    "paper-batch42": {"batch_size": 42},
+    "paper-identity-interests": {"interest_activation": "identity"},
+})
 # Table 3's ablations of the architecture, each on the tuned preset (tuned-wo-ugcn, ...)
 VARIANTS.update({f"tuned-{row.name}": {"preset": "tuned", **row.overrides}
                  for row in TABLES["table3"] if row.overrides})
