@@ -52,6 +52,9 @@ VARIANTS: dict[str, dict] = {
     "tuned-batch64": {"preset": "tuned", "batch_size": 64},
     "tuned-relu-interests": {"preset": "tuned", "interest_activation": "relu",
                              "bilstm_mode": "interests"},
+    # fewer graph levels (w/o UGCN is level 0 alone)
+    "tuned-L1": {"preset": "tuned", "n_layers": 1},
+    "tuned-L2": {"preset": "tuned", "n_layers": 2},
     # the baselines as the paper trains them (BCE, 5 negatives, lr 1e-3)
     "pop": {"model": "pop"},
     "gru4rec": {"model": "gru4rec"},
