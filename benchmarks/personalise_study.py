@@ -52,6 +52,8 @@ VARIANTS: dict[str, dict] = {
     "tuned-batch64": {"preset": "tuned", "batch_size": 64},
     "tuned-relu-interests": {"preset": "tuned", "interest_activation": "relu",
                              "bilstm_mode": "interests"},
+    # the loss on the max-pooled score that ranks, not summed over the levels
+    "tuned-pooled-loss": {"preset": "tuned", "level_loss": "pooled"},
     # fewer graph levels (w/o UGCN is level 0 alone)
     "tuned-L1": {"preset": "tuned", "n_layers": 1},
     "tuned-L2": {"preset": "tuned", "n_layers": 2},

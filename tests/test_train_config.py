@@ -24,15 +24,15 @@ def test_defaults_follow_the_spec_table():
         "use_graph", "use_bilstm", "level_pooling", "extractor", "share_layer_weight",
         "share_capsule_weights", "interest_activation",
         "bilstm_mode", "score_scale", "learn_score_scale", "item_init_scale", "level_norm",
-        "capsule_maps", "routing_init", "bilstm_layout", "adjacency_user",
+        "level_loss", "capsule_maps", "routing_init", "bilstm_layout", "adjacency_user",
         "adjacency_normalization", "level_input", "graph_bias", "l2_halved", "max_len"}
     # the authors' departures (presets/authors.toml) are off by default
     assert (c.capsule_maps, c.routing_init, c.bilstm_layout, c.adjacency_user,
             c.adjacency_normalization, c.level_input, c.graph_bias, c.l2_halved) == (
         "auto", "zero", "per-capsule", True, "symmetric", "previous", False, False)
     # the departures from the paper are off by default
-    assert (c.score_scale, c.learn_score_scale, c.item_init_scale, c.level_norm) == (
-        1.0, False, 1.0, "none")
+    assert (c.score_scale, c.learn_score_scale, c.item_init_scale, c.level_norm,
+            c.level_loss) == (1.0, False, 1.0, "none", "per-level")
     assert (c.loss, c.lr_schedule, c.lr_warmup_epochs) == ("bce", "constant", 0.0)
 
 

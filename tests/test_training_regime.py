@@ -274,3 +274,39 @@ def test_tuned_preset_beats_popularity_and_personalises_on_planted_data(tmp_path
             agreement = ranking_agreement(trainer.model, data, "test", n_users=100)
     assert results["tuned"] > results["pop"] + 0.03, results
     assert agreement < 0.8
+
+
+def test_pooled_level_loss_trains_the_score_that_ranks():
+    from mgnm_pyg.training.config import TrainConfig
+
+    users, histories, targets = _batch()
+    items = torch.tensor([3, 7, 11, 20, 39])
+    negatives = SharedNegatives(items, None)
+    pooled = _mgnm(theta1=0.0, theta2=0.0, level_loss="pooled")
+    loss, parts = sampled_softmax_loss(pooled, users, histories, targets, negatives)
+    with torch.no_grad():  # reference: loops over the max over levels of every score
+        best = pooled.score(pooled.encode(users, histories).interests,
+                            torch.arange(N_ITEMS + 1)).amax(1)
+    expected = 0.0
+    for r, t in enumerate(targets.tolist()):
+        logits = [best[r, t].item()] + [best[r, i].item() for i in items.tolist() if i != t]
+        peak = max(logits)
+        expected += -(logits[0] - peak - math.log(sum(math.exp(v - peak) for v in logits)))
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+    assert not any(name.startswith("ce_level") for name in parts)
+    per_level, _ = sampled_softmax_loss(_mgnm(theta1=0.0, theta2=0.0), users, histories,
+                                        targets, negatives)
+    assert per_level.item() != pytest.approx(loss.item(), rel=1e-3)
+
+    candidates = torch.tensor([[11, 3, 5], [7, 3, 5], [30, 3, 5]])
+    labels = torch.tensor([[1.0, 0, 0]] * 3, dtype=torch.float64)
+    bce, bce_parts = pooled.loss(users, histories, candidates, labels)
+    with torch.no_grad():
+        pooled_scores = pooled.score(pooled.encode(users, histories).interests,
+                                     candidates).amax(1)
+    reference = torch.nn.functional.binary_cross_entropy_with_logits(
+        pooled_scores, labels, reduction="sum")
+    assert bce.item() == pytest.approx(reference.item(), rel=1e-10)  # theta1 = theta2 = 0
+    assert "bce_level0" not in bce_parts
+    model = TrainConfig(level_loss="pooled").build_model(N_USERS, N_ITEMS)
+    assert model.level_loss == "pooled"

@@ -159,6 +159,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
         level_input: str = "previous",
         graph_bias: bool = False,
         l2_halved: bool = False,
+        level_loss: str = "per-level",
     ) -> None:
         super().__init__()
         if conv not in ("dense", "mp"):
@@ -171,6 +172,8 @@ class MGNM(MGNMObjective, SequentialRecommender):
         capsule_maps = "shared" if capsule_maps == "auto" else capsule_maps
         if level_pooling not in ("max", "sum"):
             raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
+        if level_loss not in ("per-level", "pooled"):
+            raise ValueError(f"level_loss must be 'per-level' or 'pooled', got {level_loss!r}")
         if level_norm not in LEVEL_NORMS:
             raise ValueError(f"level_norm must be one of {LEVEL_NORMS}, got {level_norm!r}")
         self.config = dict(
@@ -185,6 +188,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
             capsule_maps=capsule_maps, routing_init=routing_init, bilstm_layout=bilstm_layout,
             adjacency_user=adjacency_user, adjacency_normalization=adjacency_normalization,
             level_input=level_input, graph_bias=graph_bias, l2_halved=l2_halved,
+            level_loss=level_loss,
         )
         # Hyperparameters, read in one place.
         self.dim, self.n_interests = dim, n_interests
@@ -195,7 +199,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
         self.level_norm, self.item_init_scale = level_norm, item_init_scale
         self.adjacency_user, self.level_input = adjacency_user, level_input
         self.normalized = adjacency_normalization == "symmetric"
-        self.graph_bias, self.l2_halved = graph_bias, l2_halved
+        self.graph_bias, self.l2_halved, self.level_loss = graph_bias, l2_halved, level_loss
         self.initial_score_scale = score_scale
         if learn_score_scale:
             self.score_scale = nn.Parameter(torch.tensor(float(score_scale)))
@@ -291,6 +295,13 @@ class MGNM(MGNMObjective, SequentialRecommender):
         """Level scores ``y(l)`` (logits) ``[B, L+1, C]`` for items ``[B, C]`` or ``[C]``,
         times ``score_scale``."""
         return target_attention(interests, self.item_embedding(items)) * self.score_scale
+
+    def train_scores(self, encoding: MGNMEncoding, items: Tensor, targets: Tensor | None
+                     ) -> Tensor:
+        """Scores the losses see: every level's ``[B, L+1, C]`` (Eq. 16), or under
+        ``level_loss="pooled"`` the pooled score ``[B, 1, C]`` that ranks at inference."""
+        levels = self.score(encoding.interests, items)
+        return self.pool_levels(levels).unsqueeze(1) if self.level_loss == "pooled" else levels
 
     def pool_levels(self, level_scores: Tensor) -> Tensor:
         """``[B, L+1, C] -> [B, C]``: max over levels (Eq. 15), or sum (w/o MaxPool)."""

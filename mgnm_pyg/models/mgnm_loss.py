@@ -51,7 +51,7 @@ class MGNMObjective:
         scoring.
         """
         enc = self.encode(users, histories)
-        levels = self.score(enc.interests, items)
+        levels = self.train_scores(enc, items, None)  # [B, 1, C] under level_loss="pooled"
         targets = labels.to(levels.dtype).unsqueeze(1).expand_as(levels)
         # Element-wise, then summed: the same sum and gradient as reduction="sum" (which
         # is computed this way), and the per-level sums come from the same elements.
@@ -64,5 +64,7 @@ class MGNMObjective:
         # Detached device scalars: reading them (float()) is the caller's choice, so a
         # training step on a GPU never waits for the host.
         values = torch.cat([torch.stack([bce, l1, l2, total]).detach(), per_level])
-        names = ("bce", "l1", "l2", "total", *level_names("bce", self.n_levels))
+        per_level_names = level_names("bce", levels.size(1)) if levels.size(1) > 1 else ()
+        values = values[: 4 + len(per_level_names)]
+        names = ("bce", "l1", "l2", "total", *per_level_names)
         return total, dict(zip(names, (values / labels.numel()).unbind(), strict=True))

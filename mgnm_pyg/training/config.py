@@ -142,6 +142,9 @@ class TrainConfig:
                            "capsules: center, rescale (to level 0's mean norm), or both "
                            "(departs from the paper when not none).", "model",
                            choices=LEVEL_NORMS)
+    level_loss: str = _opt("per-level", "MGNM's loss on each level's score, summed (Eq. 16), "
+                           "or on the pooled score that ranks at inference (pooled; departs "
+                           "from the paper).", "model", choices=("per-level", "pooled"))
     # optimisation
     loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), the "
                      "softmax cross-entropy over all items (per level for MGNM), or a "
