@@ -62,9 +62,10 @@ class MGNMObjective:
         total = bce + reg
         per_level = elements.detach().sum((0, 2))
         # Detached device scalars: reading them (float()) is the caller's choice, so a
-        # training step on a GPU never waits for the host.
-        values = torch.cat([torch.stack([bce, l1, l2, total]).detach(), per_level])
+        # training step on a GPU never waits for the host. One pooled score
+        # (level_loss="pooled") has no per-level terms to log.
         per_level_names = level_names("bce", levels.size(1)) if levels.size(1) > 1 else ()
-        values = values[: 4 + len(per_level_names)]
+        values = torch.cat([torch.stack([bce, l1, l2, total]).detach(),
+                            per_level[: len(per_level_names)]])
         names = ("bce", "l1", "l2", "total", *per_level_names)
         return total, dict(zip(names, (values / labels.numel()).unbind(), strict=True))
