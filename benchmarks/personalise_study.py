@@ -27,23 +27,21 @@ from mgnm_pyg.files import LockHeld, atomic_write_json, process_lock
 
 SSM = {"loss": "sampled-softmax", "shared_negatives": 1000}
 COSINE = {"lr": 3e-3, "lr_schedule": "cosine", "lr_warmup_epochs": 0.5}
+#: the first tuned preset: the authors' two choices, constant lr 1e-3, no warm-up
+V0 = {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant", "lr_warmup_epochs": 0.0}
 #: name -> settings over the paper's defaults.
 VARIANTS: dict[str, dict] = {
     "paper": {},
     "paper-scale10-ssm": {"score_scale": 10.0, **SSM},
     "tuned": {"preset": "tuned"},
-    # the first tuned preset: the authors' two choices, constant lr 1e-3, no warm-up
-    "tuned-v0": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
-                 "lr_warmup_epochs": 0.0},
+    "tuned-v0": V0,
     # the tuned preset with one of its changes taken back
-    "tuned-v0-no-scale": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
-                          "lr_warmup_epochs": 0.0, "score_scale": 1.0},
+    "tuned-v0-no-scale": {**V0, "score_scale": 1.0},
     "tuned-no-scale": {"preset": "tuned", "score_scale": 1.0},
     "tuned-bce": {"preset": "tuned", "loss": "bce"},
     # the tuned preset with one more change
     "tuned-lr3e-3-cosine": {"preset": "tuned", **COSINE},
-    "tuned-v0-center-rescale": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
-                                "lr_warmup_epochs": 0.0, "level_norm": "center-rescale"},
+    "tuned-v0-center-rescale": {**V0, "level_norm": "center-rescale"},
     "tuned-center-rescale": {"preset": "tuned", "level_norm": "center-rescale"},
     "tuned-learn-scale": {"preset": "tuned", "learn_score_scale": True},
     "tuned-pop-logq": {"preset": "tuned", "negative_sampling": "popularity",
