@@ -28,7 +28,10 @@ from mgnm_pyg.files import LockHeld, atomic_write_json, process_lock
 SSM = {"loss": "sampled-softmax", "shared_negatives": 1000}
 COSINE = {"lr": 3e-3, "lr_schedule": "cosine", "lr_warmup_epochs": 0.5}
 #: the first tuned preset: the authors' two choices, constant lr 1e-3, no warm-up
-V0 = {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant", "lr_warmup_epochs": 0.0}
+V0 = {"preset": "tuned", "n_layers": 3, "lr": 1e-3, "lr_schedule": "constant",
+      "lr_warmup_epochs": 0.0}
+#: the tuned preset before it went to one graph level: the variants that ran on it keep it
+L3 = {"preset": "tuned", "n_layers": 3}
 #: name -> settings over the paper's defaults.
 VARIANTS: dict[str, dict] = {
     "paper": {},
@@ -37,10 +40,11 @@ VARIANTS: dict[str, dict] = {
     "tuned-v0": V0,
     # the tuned preset with one of its changes taken back
     "tuned-v0-no-scale": {**V0, "score_scale": 1.0},
-    "tuned-no-scale": {"preset": "tuned", "score_scale": 1.0},
-    "tuned-bce": {"preset": "tuned", "loss": "bce"},
-    # the tuned preset with one more change
-    "tuned-lr3e-3-cosine": {"preset": "tuned", **COSINE},
+    "tuned-no-scale": {**L3, "score_scale": 1.0},
+    "tuned-bce": {**L3, "loss": "bce"},
+    # the tuned preset with one more change ("tuned-lr3e-3-cosine" is the three-level
+    # preset itself, 5 seeds; the rest change the preset as it is, with one graph level)
+    "tuned-lr3e-3-cosine": {**L3, **COSINE},
     "tuned-v0-center-rescale": {**V0, "level_norm": "center-rescale"},
     "tuned-center-rescale": {"preset": "tuned", "level_norm": "center-rescale"},
     "tuned-learn-scale": {"preset": "tuned", "learn_score_scale": True},
@@ -48,13 +52,14 @@ VARIANTS: dict[str, dict] = {
                        "logq_correction": True},
     "tuned-scale20": {"preset": "tuned", "score_scale": 20.0},
     "tuned-batch64": {"preset": "tuned", "batch_size": 64},
-    "tuned-relu-interests": {"preset": "tuned", "interest_activation": "relu",
+    "tuned-relu-interests": {**L3, "interest_activation": "relu",
                              "bilstm_mode": "interests"},
     # the loss on the max-pooled score that ranks, not summed over the levels
-    "tuned-pooled-loss": {"preset": "tuned", "level_loss": "pooled"},
+    "tuned-pooled-loss": {**L3, "level_loss": "pooled"},
     # fewer graph levels (w/o UGCN is level 0 alone)
     "tuned-L1": {"preset": "tuned", "n_layers": 1},
     "tuned-L2": {"preset": "tuned", "n_layers": 2},
+    "tuned-L1-pooled-loss": {"preset": "tuned", "n_layers": 1, "level_loss": "pooled"},
     # the baselines as the paper trains them (BCE, 5 negatives, lr 1e-3)
     "pop": {"model": "pop"},
     "gru4rec": {"model": "gru4rec"},
@@ -79,6 +84,9 @@ VARIANTS.update({
 # Table 3's ablations of the architecture, each on the tuned preset (tuned-wo-ugcn, ...)
 VARIANTS.update({f"tuned-{row.name}": {"preset": "tuned", **row.overrides}
                  for row in TABLES["table3"] if row.overrides})
+# w/o UGCN is level 0 alone whatever n_layers is; its runs began under the three-level
+# preset, and it keeps n_layers = 3 so that its five seeds draw their weights alike
+VARIANTS["tuned-wo-ugcn"] = {**L3, "use_graph": False}
 
 
 def config_of(variant: str, data: str, seed: int, epochs: int, patience: int):
