@@ -60,6 +60,11 @@ VARIANTS: dict[str, dict] = {
     "tuned-L1": {"preset": "tuned", "n_layers": 1},
     "tuned-L2": {"preset": "tuned", "n_layers": 2},
     "tuned-L1-pooled-loss": {"preset": "tuned", "n_layers": 1, "level_loss": "pooled"},
+    # the one-level preset with one of its changes taken back
+    "tuned-L1-no-scale": {"preset": "tuned", "n_layers": 1, "score_scale": 1.0},
+    "tuned-L1-bce": {"preset": "tuned", "n_layers": 1, "loss": "bce"},
+    "tuned-L1-relu-interests": {"preset": "tuned", "n_layers": 1, "interest_activation": "relu",
+                                "bilstm_mode": "interests"},
     # the baselines as the paper trains them (BCE, 5 negatives, lr 1e-3)
     "pop": {"model": "pop"},
     "gru4rec": {"model": "gru4rec"},
