@@ -149,7 +149,10 @@ def report(out_dir: Path, args_compare: str | None = None) -> None:
         history = [json.loads(line) for line in log.read_text().splitlines() if line]
         if not history:
             continue
-        best = max(history, key=lambda r: r["valid"]["ndcg@5"])
+        # the epoch the run kept: by its own selection metric (the authors': GAUC)
+        config = json.loads((run_dir / "config.json").read_text())
+        select = config.get("select_metric", "ndcg@5")
+        best = max(history, key=lambda r: r["valid"][select])
         row = {"epochs": len(history), "best_epoch": best["epoch"],
                "valid_hit": best["valid"]["hit@5"], "valid_ndcg": best["valid"]["ndcg@5"],
                "sec": statistics.median(r["timing"]["seconds"] for r in history)}
@@ -158,7 +161,10 @@ def report(out_dir: Path, args_compare: str | None = None) -> None:
             full = test.get("full", {})
             row.update(test_hit=test["sampled"]["hit@5"], test_ndcg=test["sampled"]["ndcg@5"],
                        test_gauc=test["sampled"]["gauc"], full_hit=full.get("hit@5"),
-                       full_ndcg=full.get("ndcg@5"))
+                       full_ndcg=full.get("ndcg@5"),
+                       # the authors' per-user metric, where the run computed it
+                       user_hit=test["sampled"].get("per_user_pooled_hit@5"),
+                       user_full_hit=full.get("per_user_pooled_hit@5"))
         if (run_dir / "agreement.json").exists():
             row["agreement"] = json.loads((run_dir / "agreement.json").read_text())[
                 "ranking_agreement"]
@@ -176,7 +182,8 @@ def report(out_dir: Path, args_compare: str | None = None) -> None:
 
 
 METRICS = (("test_hit", "test HIT@5"), ("test_ndcg", "test NDCG@5"), ("test_gauc", "GAUC"),
-           ("full_hit", "full HIT@5"), ("full_ndcg", "full NDCG@5"), ("agreement", "agreement"))
+           ("full_hit", "full HIT@5"), ("full_ndcg", "full NDCG@5"), ("agreement", "agreement"),
+           ("user_hit", "per-user HIT@5"), ("user_full_hit", "per-user full HIT@5"))
 
 
 def summarise(rows: dict[str, list[dict]], compare: str | None) -> None:
@@ -193,7 +200,11 @@ def summarise(rows: dict[str, list[dict]], compare: str | None) -> None:
     for variant, seeds in by_variant.items():
         cells = []
         for key, _ in METRICS:
-            mean, std = mean_std([r[key] for r in seeds.values()])
+            values = [r.get(key) for r in seeds.values()]
+            if None in values:  # a metric some runs did not compute
+                cells.append("-")
+                continue
+            mean, std = mean_std(values)
             cells.append(f"{mean:.4f} +- {std:.4f}" if len(seeds) > 1 else f"{mean:.4f}")
         print(f"| {variant} | {len(seeds)} | " + " | ".join(cells) + " |")
     if compare is None or compare not in by_variant:
@@ -210,7 +221,11 @@ def summarise(rows: dict[str, list[dict]], compare: str | None) -> None:
             continue
         cells = []
         for key, _ in METRICS:
-            test = paired_t_test([mine[s][key] for s in common], [seeds[s][key] for s in common])
+            a, b = [mine[s].get(key) for s in common], [seeds[s].get(key) for s in common]
+            if None in a or None in b:
+                cells.append("-")
+                continue
+            test = paired_t_test(a, b)
             cells.append(f"{test.mean_difference:+.4f}, {test.p:.2g}")
         print(f"| {variant} | {len(common)} | " + " | ".join(cells) + " |")
 
