@@ -60,6 +60,8 @@ VARIANTS: dict[str, dict] = {
     "tuned-L1": {"preset": "tuned", "n_layers": 1},
     "tuned-L2": {"preset": "tuned", "n_layers": 2},
     "tuned-L1-pooled-loss": {"preset": "tuned", "n_layers": 1, "level_loss": "pooled"},
+    # the final capsule output as a weighted mean of its inputs, not squashed
+    "tuned-capsule-mean": {"preset": "tuned", "capsule_output": "mean"},
     # the one-level preset with one of its changes taken back
     "tuned-L1-no-scale": {"preset": "tuned", "n_layers": 1, "score_scale": 1.0},
     "tuned-L1-bce": {"preset": "tuned", "n_layers": 1, "loss": "bce"},

@@ -175,3 +175,5 @@ def test_capsule_switches_with_another_extractor_are_a_clean_error():
                   "--routing-init", "random"), "--routing-init random", "capsule extractor")
     failed(invoke("train", "--data", "synthetic:tiny", "--extractor", "sum",
                   "--interest-activation", "identity"), "--interest-activation identity")
+    failed(invoke("train", "--data", "synthetic:tiny", "--extractor", "sum",
+                  "--capsule-output", "mean"), "--capsule-output mean", "capsule extractor")

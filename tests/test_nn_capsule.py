@@ -29,27 +29,51 @@ def test_squash_zero_is_finite_and_norm_below_one():
     assert torch.allclose(squash(w), w / 5 * 25 / 26, atol=1e-6)
 
 
-def _reference_routing(scn, h, n, iters):
-    """Plain per-sequence routing without BiLSTM (Eq. 5-9, 11)."""
+def _reference_routing(scn, h, n, iters, output="squash"):
+    """Plain per-sequence routing without BiLSTM (Eq. 5-9, 11); ``output="mean"``: the
+    last iteration's capsule is the coupling-weighted mean of its inputs, unsquashed."""
     k, d = scn.n_interests, scn.dim
     w = scn.capsule_weight.detach().view(d, k, d)
     z = torch.stack([h[:n] @ w[:, i] for i in range(k)])  # [K, n, d]
     g = torch.zeros(k, n)
     for it in range(iters):
         c = torch.softmax(g, 0)
+        if it == iters - 1 and output == "mean":
+            o = torch.stack([(c[i, :, None] * z[i]).sum(0) / c[i].sum() for i in range(k)])
+            break
         o = torch.stack([squash((c[i, :, None] * z[i]).sum(0)) for i in range(k)])
         if it < iters - 1:
             g = g + torch.stack([z[i] @ o[i] for i in range(k)])
     return torch.stack([torch.relu(o[i] @ scn.interest_weight[i].detach()) for i in range(k)])
 
 
-def test_routing_matches_plain_reference_with_padding():
-    scn = SequentialCapsuleNetwork(6, n_interests=3, routing_iters=3, use_bilstm=False)
+@pytest.mark.parametrize("output", ["squash", "mean"])
+def test_routing_matches_plain_reference_with_padding(output):
+    torch.manual_seed(0)
+    scn = SequentialCapsuleNetwork(6, n_interests=3, routing_iters=3, use_bilstm=False,
+                                   capsule_output=output)
     lengths = [4, 1, 7]
     h, mask = _batch(lengths, pad_value=5.0)  # garbage in padded rows must not matter
     out = scn(h, mask)
     for row, n in enumerate(lengths):
-        assert torch.allclose(out[row], _reference_routing(scn, h[row], n, 3), atol=1e-5)
+        ref = _reference_routing(scn, h[row], n, 3, output)
+        assert torch.allclose(out[row], ref, atol=1e-5)
+
+
+def test_capsule_output_mean_changes_the_interests_and_is_not_norm_bounded():
+    torch.manual_seed(0)
+    squashed = SequentialCapsuleNetwork(6, n_interests=3, use_bilstm=False,
+                                        interest_activation="identity")
+    mean = SequentialCapsuleNetwork(6, n_interests=3, use_bilstm=False,
+                                    interest_activation="identity", capsule_output="mean")
+    mean.load_state_dict(squashed.state_dict())
+    h, mask = _batch([5, 9], seed=1)
+    h = 10 * h  # large inputs: the squash saturates at norm 1, the mean keeps their scale
+    a, b = squashed(h, mask), mean(h, mask)
+    assert a.norm(dim=-1).max() < 1.0
+    assert b.norm(dim=-1).max() > 2.0
+    with pytest.raises(ValueError, match="capsule_output"):
+        SequentialCapsuleNetwork(6, capsule_output="sum")
 
 
 def test_masked_bilstm_matches_per_sequence_lstm_and_never_leaks():

@@ -310,3 +310,18 @@ def test_pooled_level_loss_trains_the_score_that_ranks():
     assert "bce_level0" not in bce_parts
     model = TrainConfig(level_loss="pooled").build_model(N_USERS, N_ITEMS)
     assert model.level_loss == "pooled"
+
+
+def test_capsule_output_mean_changes_mgnm_scores_and_reaches_the_config():
+    from mgnm_pyg.training.config import TrainConfig
+
+    users, histories, _ = _batch()
+    squashed, mean = _mgnm(), _mgnm(capsule_output="mean")
+    mean.load_state_dict(squashed.state_dict())  # same weights: only the output differs
+    with torch.no_grad():
+        a = squashed.score(squashed.encode(users, histories).interests, torch.arange(9))
+        b = mean.score(mean.encode(users, histories).interests, torch.arange(9))
+    assert not torch.allclose(a, b)
+    config = TrainConfig(capsule_output="mean")
+    model = config.build_model(N_USERS, N_ITEMS)
+    assert all(e.capsule_output == "mean" for e in model.extractors)

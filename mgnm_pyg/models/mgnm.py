@@ -91,6 +91,9 @@ class MGNM(MGNMObjective, SequentialRecommender):
         level_norm: departs from the paper when not ``"none"``: the graph levels
             ``1..L`` are normalised before the interest extractor
             (:func:`~mgnm_pyg.nn.level_norm.normalize_levels`).
+        capsule_output: departs from the paper when ``"mean"``: the final capsule output
+            is the coupling-weighted mean of ``Z``, not squashed (Eq. 8), see
+            :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
 
     The authors' code (SPEC, "The authors' code, as it computes"); each default is the
     paper's, and ``presets/authors.toml`` sets them all:
@@ -154,6 +157,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
         capsule_maps: str = "auto",
         routing_init: str = "zero",
         bilstm_layout: str = "per-capsule",
+        capsule_output: str = "squash",
         adjacency_user: bool = True,
         adjacency_normalization: str = "symmetric",
         level_input: str = "previous",
@@ -186,7 +190,8 @@ class MGNM(MGNMObjective, SequentialRecommender):
             score_scale=score_scale, learn_score_scale=learn_score_scale,
             item_init_scale=item_init_scale, level_norm=level_norm, max_len=max_len,
             capsule_maps=capsule_maps, routing_init=routing_init, bilstm_layout=bilstm_layout,
-            adjacency_user=adjacency_user, adjacency_normalization=adjacency_normalization,
+            capsule_output=capsule_output, adjacency_user=adjacency_user,
+            adjacency_normalization=adjacency_normalization,
             level_input=level_input, graph_bias=graph_bias, l2_halved=l2_halved,
             level_loss=level_loss,
         )
@@ -223,7 +228,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
             build_extractor(extractor, dim, n_interests, routing_iters, use_bilstm,
                             interest_activation, bilstm_mode, capsule_maps=capsule_maps,
                             max_len=max_len, routing_init=routing_init,
-                            bilstm_layout=bilstm_layout)
+                            bilstm_layout=bilstm_layout, capsule_output=capsule_output)
             for _ in range(n_extractors)
         )
         self.reset_parameters()

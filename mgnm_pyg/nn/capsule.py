@@ -19,6 +19,7 @@ __all__ = [
     "BILSTM_LAYOUTS",
     "BILSTM_MODES",
     "CAPSULE_MAPS",
+    "CAPSULE_OUTPUTS",
     "INTEREST_ACTIVATIONS",
     "ROUTING_INITS",
     "SequentialCapsuleNetwork",
@@ -48,6 +49,8 @@ def squash(v: Tensor, eps: float = 1e-9) -> Tensor:
 INTEREST_ACTIVATIONS = ("relu", "none", "identity")
 BILSTM_MODES = ("interests", "routing")
 BILSTM_LAYOUTS = ("per-capsule", "joint")
+#: The final capsule output: Eq. 8's squash, or the coupling-weighted mean of Z.
+CAPSULE_OUTPUTS = ("squash", "mean")
 CAPSULE_MAPS = ("shared", "per-position")
 ROUTING_INITS = ("zero", "random")
 
@@ -157,6 +160,10 @@ class SequentialCapsuleNetwork(nn.Module):
         bilstm_layout: ``"per-capsule"`` (SPEC: one sequence per capsule,
             :class:`~mgnm_pyg.nn.bilstm.MaskedBiLSTM`) or ``"joint"`` (the authors': one
             ``K*d``-wide sequence per history, :class:`~mgnm_pyg.nn.authors_bilstm.JointBiLSTM`).
+        capsule_output: ``"squash"`` (Eq. 8: ``o_k = squash(v_k)``, norm below 1) or
+            ``"mean"`` (departs from the paper: the final ``o_k`` is the coupling-weighted
+            mean ``v_k / sum_j c_kj``, not squashed, so an interest has the scale of its
+            items, as an attentive pooling's; the iterations before it still squash).
         eps: squash epsilon.
 
     Shapes:
@@ -177,9 +184,11 @@ class SequentialCapsuleNetwork(nn.Module):
         max_len: int = 100,
         routing_init: str = "zero",
         bilstm_layout: str = "per-capsule",
+        capsule_output: str = "squash",
     ) -> None:
         super().__init__()
         self.bilstm_mode = _check("bilstm_mode", bilstm_mode, BILSTM_MODES)
+        self.capsule_output = _check("capsule_output", capsule_output, CAPSULE_OUTPUTS)
         self.capsule_maps = _check("capsule_maps", capsule_maps, CAPSULE_MAPS)
         self.routing_init = _check("routing_init", routing_init, ROUTING_INITS)
         self.bilstm_layout = _check("bilstm_layout", bilstm_layout, BILSTM_LAYOUTS)
@@ -259,7 +268,12 @@ class SequentialCapsuleNetwork(nn.Module):
             # Products summed over m (and over d below) rather than einsum: einsum makes
             # them N*K batched matrix products of one row each, several times slower on
             # the CPU, forward and backward.
-            out = squash((coupling.unsqueeze(-1) * (z if last else z_route)).sum(2), self.eps)
+            v = (coupling.unsqueeze(-1) * (z if last else z_route)).sum(2)
+            if last and self.capsule_output == "mean":
+                # every capsule gets a positive share of every valid item, so the sum is > 0
+                out = v / coupling.sum(2, keepdim=True)
+                break
+            out = squash(v, self.eps)
             if last:
                 break
             logits = logits + (z_route * out.unsqueeze(2)).sum(-1)

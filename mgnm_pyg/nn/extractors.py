@@ -143,7 +143,7 @@ EXTRACTORS: dict[str, type[nn.Module]] = {
 
 #: The SCN's settings that other extractors do not have, with their defaults.
 CAPSULE_ONLY = {"capsule_maps": "shared", "routing_init": "zero",
-                "bilstm_layout": "per-capsule"}
+                "bilstm_layout": "per-capsule", "capsule_output": "squash"}
 
 
 def build_extractor(

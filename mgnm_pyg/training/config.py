@@ -21,6 +21,7 @@ from mgnm_pyg.nn.capsule import (
     BILSTM_LAYOUTS,
     BILSTM_MODES,
     CAPSULE_MAPS,
+    CAPSULE_OUTPUTS,
     INTEREST_ACTIVATIONS,
     ROUTING_INITS,
 )
@@ -142,6 +143,10 @@ class TrainConfig:
                            "capsules: center, rescale (to level 0's mean norm), or both "
                            "(departs from the paper when not none).", "model",
                            choices=LEVEL_NORMS)
+    capsule_output: str = _opt("squash", "Final capsule output: squash (Eq. 8, norm below 1) "
+                               "or mean, the coupling-weighted mean of the capsule inputs, "
+                               "not squashed (departs from the paper).", "model",
+                               choices=CAPSULE_OUTPUTS)
     level_loss: str = _opt("per-level", "MGNM's loss on each level's score, summed (Eq. 16), "
                            "or on the pooled score that ranks at inference (pooled; departs "
                            "from the paper).", "model", choices=("per-level", "pooled"))
