@@ -272,8 +272,8 @@ class SequentialCapsuleNetwork(nn.Module):
             if last and self.capsule_output == "mean":
                 # every capsule gets a positive share of every valid item, so the sum is > 0
                 out = v / coupling.sum(2, keepdim=True)
-                break
-            out = squash(v, self.eps)
+            else:
+                out = squash(v, self.eps)
             if last:
                 break
             logits = logits + (z_route * out.unsqueeze(2)).sum(-1)
