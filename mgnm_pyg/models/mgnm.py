@@ -31,6 +31,8 @@ __all__ = ["ADJACENCY_NORMALIZATIONS", "LEVEL_INPUTS", "MGNM", "GraphLevels", "M
 
 ADJACENCY_NORMALIZATIONS = ("symmetric", "none")
 LEVEL_INPUTS = ("previous", "input")
+#: What MGNM's loss reads: every level's score (Eq. 16), or the pooled score that ranks.
+LEVEL_LOSSES = ("per-level", "pooled")
 
 #: Standard deviation of the user embeddings at initialisation (the authors' code).
 USER_INIT_STD = 0.1
@@ -176,8 +178,8 @@ class MGNM(MGNMObjective, SequentialRecommender):
         capsule_maps = "shared" if capsule_maps == "auto" else capsule_maps
         if level_pooling not in ("max", "sum"):
             raise ValueError(f"level_pooling must be 'max' or 'sum', got {level_pooling!r}")
-        if level_loss not in ("per-level", "pooled"):
-            raise ValueError(f"level_loss must be 'per-level' or 'pooled', got {level_loss!r}")
+        if level_loss not in LEVEL_LOSSES:
+            raise ValueError(f"level_loss must be one of {LEVEL_LOSSES}, got {level_loss!r}")
         if level_norm not in LEVEL_NORMS:
             raise ValueError(f"level_norm must be one of {LEVEL_NORMS}, got {level_norm!r}")
         self.config = dict(

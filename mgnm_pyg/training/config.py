@@ -16,7 +16,7 @@ from typing import Any
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.models import MODELS
 from mgnm_pyg.models.loss import LOSSES
-from mgnm_pyg.models.mgnm import ADJACENCY_NORMALIZATIONS, LEVEL_INPUTS
+from mgnm_pyg.models.mgnm import ADJACENCY_NORMALIZATIONS, LEVEL_INPUTS, LEVEL_LOSSES
 from mgnm_pyg.nn.capsule import (
     BILSTM_LAYOUTS,
     BILSTM_MODES,
@@ -149,7 +149,7 @@ class TrainConfig:
                                choices=CAPSULE_OUTPUTS)
     level_loss: str = _opt("per-level", "MGNM's loss on each level's score, summed (Eq. 16), "
                            "or on the pooled score that ranks at inference (pooled; departs "
-                           "from the paper).", "model", choices=("per-level", "pooled"))
+                           "from the paper).", "model", choices=LEVEL_LOSSES)
     # optimisation
     loss: str = _opt("bce", "Training loss: BCE with sampled negatives (Eq. 16), the "
                      "softmax cross-entropy over all items (per level for MGNM), or a "
