@@ -29,9 +29,12 @@ SSM = {"loss": "sampled-softmax", "shared_negatives": 1000}
 COSINE = {"lr": 3e-3, "lr_schedule": "cosine", "lr_warmup_epochs": 0.5}
 #: the first tuned preset: the authors' two choices, constant lr 1e-3, no warm-up
 V0 = {"preset": "tuned", "n_layers": 3, "lr": 1e-3, "lr_schedule": "constant",
-      "lr_warmup_epochs": 0.0}
+      "lr_warmup_epochs": 0.0, "capsule_output": "squash"}
+#: the tuned preset before its capsule output became the mean of its inputs (one graph
+#: level, squashed capsules): the variants that ran on it keep it
+S1 = {"preset": "tuned", "n_layers": 1, "capsule_output": "squash"}
 #: the tuned preset before it went to one graph level: the variants that ran on it keep it
-L3 = {"preset": "tuned", "n_layers": 3}
+L3 = {**S1, "n_layers": 3}
 #: name -> settings over the paper's defaults.
 VARIANTS: dict[str, dict] = {
     "paper": {},
@@ -43,7 +46,7 @@ VARIANTS: dict[str, dict] = {
     "tuned-no-scale": {**L3, "score_scale": 1.0},
     "tuned-bce": {**L3, "loss": "bce"},
     # the tuned preset with one more change ("tuned-lr3e-3-cosine" is the three-level
-    # preset itself, 5 seeds; the rest change the preset as it is, with one graph level)
+    # preset itself, 5 seeds; the rest change the preset as it is)
     "tuned-lr3e-3-cosine": {**L3, **COSINE},
     "tuned-v0-center-rescale": {**V0, "level_norm": "center-rescale"},
     "tuned-center-rescale": {"preset": "tuned", "level_norm": "center-rescale"},
@@ -57,15 +60,21 @@ VARIANTS: dict[str, dict] = {
     # the loss on the max-pooled score that ranks, not summed over the levels
     "tuned-pooled-loss": {**L3, "level_loss": "pooled"},
     # fewer graph levels (w/o UGCN is level 0 alone)
-    "tuned-L1": {"preset": "tuned", "n_layers": 1},
-    "tuned-L2": {"preset": "tuned", "n_layers": 2},
-    "tuned-L1-pooled-loss": {"preset": "tuned", "n_layers": 1, "level_loss": "pooled"},
-    # the final capsule output as a weighted mean of its inputs, not squashed
+    "tuned-L1": S1,
+    "tuned-L2": {**S1, "n_layers": 2},
+    "tuned-L1-pooled-loss": {**S1, "level_loss": "pooled"},
+    # the final capsule output as a weighted mean of its inputs, not squashed: the preset
+    # since it ran (its runs carry this name; "tuned" is the same settings)
     "tuned-capsule-mean": {"preset": "tuned", "capsule_output": "mean"},
-    # the one-level preset with one of its changes taken back
-    "tuned-L1-no-scale": {"preset": "tuned", "n_layers": 1, "score_scale": 1.0},
-    "tuned-L1-bce": {"preset": "tuned", "n_layers": 1, "loss": "bce"},
-    "tuned-L1-relu-interests": {"preset": "tuned", "n_layers": 1, "interest_activation": "relu",
+    # the preset as it is with one of its changes taken back
+    "tuned-mean-no-scale": {"preset": "tuned", "score_scale": 1.0},
+    "tuned-mean-bce": {"preset": "tuned", "loss": "bce"},
+    "tuned-mean-relu-interests": {"preset": "tuned", "interest_activation": "relu",
+                                  "bilstm_mode": "interests"},
+    # the one-level squashing preset with one of its changes taken back
+    "tuned-L1-no-scale": {**S1, "score_scale": 1.0},
+    "tuned-L1-bce": {**S1, "loss": "bce"},
+    "tuned-L1-relu-interests": {**S1, "interest_activation": "relu",
                                 "bilstm_mode": "interests"},
     # the baselines as the paper trains them (BCE, 5 negatives, lr 1e-3)
     "pop": {"model": "pop"},
@@ -88,9 +97,13 @@ VARIANTS.update({
     "paper-batch42": {"batch_size": 42},
     "paper-identity-interests": {"interest_activation": "identity"},
 })
-# Table 3's ablations of the architecture, each on the tuned preset (tuned-wo-ugcn, ...)
-VARIANTS.update({f"tuned-{row.name}": {"preset": "tuned", **row.overrides}
-                 for row in TABLES["table3"] if row.overrides})
+# Table 3's ablations of the architecture on the squashing one-level preset (tuned-wo-ugcn,
+# ...), where they first ran, and on the preset as it is (tuned-mean-wo-ugcn, ...). The
+# other extractors have no capsule output: tuned-scn-* are Table 3's rows on both.
+TABLE3 = [row for row in TABLES["table3"] if row.overrides]
+VARIANTS.update({f"tuned-{row.name}": {**S1, **row.overrides} for row in TABLE3})
+VARIANTS.update({f"tuned-mean-{row.name}": {"preset": "tuned", **row.overrides}
+                 for row in TABLE3 if "extractor" not in row.overrides})
 # w/o UGCN is level 0 alone whatever n_layers is; its runs began under the three-level
 # preset, and it keeps n_layers = 3 so that its five seeds draw their weights alike
 VARIANTS["tuned-wo-ugcn"] = {**L3, "use_graph": False}

@@ -177,3 +177,15 @@ def test_capsule_switches_with_another_extractor_are_a_clean_error():
                   "--interest-activation", "identity"), "--interest-activation identity")
     failed(invoke("train", "--data", "synthetic:tiny", "--extractor", "sum",
                   "--capsule-output", "mean"), "--capsule-output mean", "capsule extractor")
+
+
+def test_a_preset_capsule_setting_with_another_extractor_names_the_way_back():
+    # tuned's capsule output is the mean: another extractor must say how to set it back
+    failed(invoke("train", "--data", "synthetic:tiny", "--preset", "tuned", "--extractor",
+                  "transformer"), "--capsule-output mean", "pass --capsule-output squash")
+    from mgnm_pyg.training.settings import build_config
+
+    config = build_config({"extractor": "transformer", "capsule_output": "squash"},
+                          preset="tuned")
+    assert (config.extractor, config.capsule_output, config.n_layers) == ("transformer",
+                                                                         "squash", 1)

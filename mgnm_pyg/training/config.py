@@ -213,8 +213,11 @@ class TrainConfig:
             changed += ["interest_activation"] * (self.interest_activation == "identity")
             if changed:
                 options = ", ".join(f"--{n.replace('_', '-')} {getattr(self, n)}" for n in changed)
+                back = ", ".join(f"--{n.replace('_', '-')} {CAPSULE_ONLY.get(n, 'relu')}"
+                                 for n in changed)
                 raise ConfigError(f"{options}: only the capsule extractor has this; "
-                                  f"--extractor is {self.extractor}")
+                                  f"--extractor is {self.extractor} (where a preset or "
+                                  f"config file set it, pass {back})")
 
     def model_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``MGNM(n_users, n_items, **kwargs)``."""
