@@ -19,6 +19,22 @@ from typing import Any
 from mgnm_pyg.errors import MGNMError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: Path, default: int) -> int:
+    """The mode a plainly created ``path`` would get: ``default`` under the umask, or the
+    mode of the file it replaces (``mkstemp``/``mkdtemp`` make theirs private, 0600 and
+    0700, which would hide run folders and datasets from everyone else on a shared box)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return default & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
@@ -31,6 +47,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, _plain_mode(path, 0o666))
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -70,6 +87,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, _plain_mode(path, 0o777))
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
