@@ -55,6 +55,9 @@ VARIANTS: dict[str, dict] = {
                        "logq_correction": True},
     "tuned-scale20": {"preset": "tuned", "score_scale": 20.0},
     "tuned-batch64": {"preset": "tuned", "batch_size": 64},
+    # Eq. 1's logits scaled, so that A can leave 0.5 (the graph adds nothing at 1)
+    "tuned-adj-scale10": {"preset": "tuned", "adjacency_scale": 10.0},
+    "tuned-adj-scale30": {"preset": "tuned", "adjacency_scale": 30.0},
     "tuned-relu-interests": {**L3, "interest_activation": "relu",
                              "bilstm_mode": "interests"},
     # the loss on the max-pooled score that ranks, not summed over the levels

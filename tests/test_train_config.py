@@ -26,14 +26,15 @@ def test_defaults_follow_the_spec_table():
         "bilstm_mode", "score_scale", "learn_score_scale", "item_init_scale", "level_norm",
         "level_loss", "capsule_maps", "routing_init", "bilstm_layout", "adjacency_user",
         "adjacency_normalization", "level_input", "graph_bias", "l2_halved", "max_len",
-        "capsule_output"}
+        "capsule_output", "adjacency_scale"}
     # the authors' departures (presets/authors.toml) are off by default
     assert (c.capsule_maps, c.routing_init, c.bilstm_layout, c.adjacency_user,
             c.adjacency_normalization, c.level_input, c.graph_bias, c.l2_halved) == (
         "auto", "zero", "per-capsule", True, "symmetric", "previous", False, False)
     # the departures from the paper are off by default
     assert (c.score_scale, c.learn_score_scale, c.item_init_scale, c.level_norm,
-            c.level_loss, c.capsule_output) == (1.0, False, 1.0, "none", "per-level", "squash")
+            c.level_loss, c.capsule_output, c.adjacency_scale) == (
+        1.0, False, 1.0, "none", "per-level", "squash", 1.0)
     assert (c.loss, c.lr_schedule, c.lr_warmup_epochs) == ("bce", "constant", 0.0)
 
 

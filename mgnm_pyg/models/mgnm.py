@@ -96,6 +96,9 @@ class MGNM(MGNMObjective, SequentialRecommender):
         capsule_output: departs from the paper when ``"mean"``: the final capsule output
             is the coupling-weighted mean of ``Z``, not squashed (Eq. 8), see
             :class:`~mgnm_pyg.nn.capsule.SequentialCapsuleNetwork`.
+        adjacency_scale: departs from the paper when not 1: Eq. 1's logits are multiplied
+            by this factor, ``A_ij = sigmoid(s * sum_k x_i[k] x_j[k] x_u[k])``. The
+            trilinear logits of small embeddings stay near 0, so ``A`` stays near 0.5.
 
     The authors' code (SPEC, "The authors' code, as it computes"); each default is the
     paper's, and ``presets/authors.toml`` sets them all:
@@ -155,6 +158,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
         learn_score_scale: bool = False,
         item_init_scale: float = 1.0,
         level_norm: str = "none",
+        adjacency_scale: float = 1.0,
         max_len: int = 100,
         capsule_maps: str = "auto",
         routing_init: str = "zero",
@@ -190,7 +194,8 @@ class MGNM(MGNMObjective, SequentialRecommender):
             share_layer_weight=share_layer_weight, share_capsule_weights=share_capsule_weights,
             interest_activation=interest_activation, bilstm_mode=bilstm_mode,
             score_scale=score_scale, learn_score_scale=learn_score_scale,
-            item_init_scale=item_init_scale, level_norm=level_norm, max_len=max_len,
+            item_init_scale=item_init_scale, level_norm=level_norm,
+            adjacency_scale=adjacency_scale, max_len=max_len,
             capsule_maps=capsule_maps, routing_init=routing_init, bilstm_layout=bilstm_layout,
             capsule_output=capsule_output, adjacency_user=adjacency_user,
             adjacency_normalization=adjacency_normalization,
@@ -205,6 +210,7 @@ class MGNM(MGNMObjective, SequentialRecommender):
         self.conv, self.use_graph, self.level_pooling = conv, use_graph, level_pooling
         self.level_norm, self.item_init_scale = level_norm, item_init_scale
         self.adjacency_user, self.level_input = adjacency_user, level_input
+        self.adjacency_scale = adjacency_scale
         self.normalized = adjacency_normalization == "symmetric"
         self.graph_bias, self.l2_halved, self.level_loss = graph_bias, l2_halved, level_loss
         self.initial_score_scale = score_scale
@@ -251,8 +257,11 @@ class MGNM(MGNMObjective, SequentialRecommender):
         if not self.use_graph:
             return GraphLevels(normalize_levels([x], mask, self.level_norm),
                                x.new_zeros(b, m, m), mask)
-        # Without the user term, Eq. 1 is sigmoid(x_i . x_j): x_u = 1 (exactly).
+        # Without the user term, Eq. 1 is sigmoid(x_i . x_j): x_u = 1 (exactly). The
+        # logits are linear in x_u, so the adjacency scale multiplies x_u (both conv forms).
         x_user = self.user_embedding(users) if self.adjacency_user else x.new_ones(b, x.size(2))
+        if self.adjacency_scale != 1.0:
+            x_user = x_user * self.adjacency_scale
         convs = [self.convs[0] if len(self.convs) == 1 else self.convs[layer]
                  for layer in range(self.n_layers)]
         stacked = self.level_input == "previous"

@@ -139,6 +139,9 @@ class TrainConfig:
     item_init_scale: float = _opt(1.0, "Factor on the Glorot-uniform item table at "
                                   "initialisation (departs from the paper when not 1).",
                                   "model", minimum=0.0)
+    adjacency_scale: float = _opt(1.0, "Factor on Eq. 1's adjacency logits, A = sigmoid(s * "
+                                  "sum x_i x_j x_u) (departs from the paper when not 1: "
+                                  "small embeddings keep A near 0.5).", "model", minimum=0.0)
     level_norm: str = _opt("none", "Normalise graph levels 1..L per sequence before the "
                            "capsules: center, rescale (to level 0's mean norm), or both "
                            "(departs from the paper when not none).", "model",
