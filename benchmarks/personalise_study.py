@@ -58,6 +58,9 @@ VARIANTS: dict[str, dict] = {
     # Eq. 1's logits scaled, so that A can leave 0.5 (the graph adds nothing at 1)
     "tuned-adj-scale10": {"preset": "tuned", "adjacency_scale": 10.0},
     "tuned-adj-scale30": {"preset": "tuned", "adjacency_scale": 30.0},
+    # the number of interests K under tuned (the paper's Figure 4 has K = 4 best)
+    "tuned-K2": {"preset": "tuned", "n_interests": 2},
+    "tuned-K8": {"preset": "tuned", "n_interests": 8},
     "tuned-relu-interests": {**L3, "interest_activation": "relu",
                              "bilstm_mode": "interests"},
     # the loss on the max-pooled score that ranks, not summed over the levels
