@@ -77,6 +77,9 @@ VARIANTS: dict[str, dict] = {
     "tuned-mean-bce": {"preset": "tuned", "loss": "bce"},
     "tuned-mean-relu-interests": {"preset": "tuned", "interest_activation": "relu",
                                   "bilstm_mode": "interests"},
+    "tuned-mean-L3": {"preset": "tuned", "n_layers": 3},
+    "tuned-mean-lr1e-3": {"preset": "tuned", "lr": 1e-3, "lr_schedule": "constant",
+                          "lr_warmup_epochs": 0.0},
     # the one-level squashing preset with one of its changes taken back
     "tuned-L1-no-scale": {**S1, "score_scale": 1.0},
     "tuned-L1-bce": {**S1, "loss": "bce"},
