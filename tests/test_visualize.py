@@ -111,6 +111,22 @@ def test_propagation_matrix_by_hand():
     np.testing.assert_allclose(f.adjacency[0], a, atol=1e-6)
     np.testing.assert_allclose(f.propagation[0], np.eye(3) + d[:, None] * a * d[None], atol=1e-6)
     assert f.levels.shape == (1, 2, 3, 4)
+    assert f.adjacency_formula == "A_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])"
+
+
+def test_propagation_and_formulas_follow_the_models_switches():
+    # the authors' raw A without the user term, and a scaled Eq. 1: the arrays and the
+    # titles are what this model computes, not the paper's Eq. 1 and Eq. 3
+    torch.manual_seed(2)
+    model = MGNM(3, 10, dim=4, n_interests=2, n_layers=1, adjacency_user=False,
+                 adjacency_normalization="none", adjacency_scale=4.0).eval()
+    f = level_features(model, torch.tensor([1]), torch.tensor([[3, 5, 9]]))
+    x = model.item_embedding.weight[[3, 5, 9]].detach().numpy().astype(np.float64)
+    a = 1 / (1 + np.exp(-4.0 * x @ x.T))
+    np.testing.assert_allclose(f.adjacency[0], a, atol=1e-6)
+    np.testing.assert_allclose(f.propagation[0], a, atol=1e-6)
+    assert (f.adjacency_formula, f.propagation_formula) == (
+        "A_ij = sigmoid(4 * sum_k x_i[k] x_j[k])", "P = A (raw)")
 
 
 def test_ablations_without_graph_or_routing_are_named():

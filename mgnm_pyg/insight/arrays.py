@@ -87,9 +87,21 @@ class LevelFeatures:
     """The graph part of :meth:`MGNM.encode` for a batch (NumPy, on the host)."""
 
     adjacency: np.ndarray  #: ``[B, m, m]`` ``A`` of Eq. 1, zeros at padding
-    propagation: np.ndarray  #: ``[B, m, m]`` ``P`` of Eq. 3, zeros at padding
+    propagation: np.ndarray  #: ``[B, m, m]`` what the layers propagate with, zeros at padding
     levels: np.ndarray  #: ``[B, L+1, m, d]`` ``H^{(0)} .. H^{(L)}``
     mask: np.ndarray  #: ``bool [B, m]`` valid positions
+    #: ``A`` and ``P`` as this model computes them (its switches), for titles
+    adjacency_formula: str = "A_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])"
+    propagation_formula: str = "P = I + D^-1/2 A D^-1/2 (Eq. 3)"
+
+
+def graph_formulas(model: torch.nn.Module) -> tuple[str, str]:
+    """The formulas of ``A`` and ``P`` that ``model`` computes: Eq. 1 with its adjacency
+    scale and user term, and Eq. 3 or the raw ``A`` (``adjacency_normalization``)."""
+    scale = "" if model.adjacency_scale == 1.0 else f"{model.adjacency_scale:g} * "
+    product = "x_i[k] x_j[k] x_u[k]" if model.adjacency_user else "x_i[k] x_j[k]"
+    propagation = "P = I + D^-1/2 A D^-1/2 (Eq. 3)" if model.normalized else "P = A (raw)"
+    return f"A_ij = sigmoid({scale}sum_k {product})", propagation
 
 
 def require_mgnm(model: torch.nn.Module) -> None:
@@ -103,7 +115,8 @@ def require_mgnm(model: torch.nn.Module) -> None:
 
 @torch.no_grad()
 def level_features(model: torch.nn.Module, users: Tensor, histories: Tensor) -> LevelFeatures:
-    r"""``A`` (Eq. 1), ``P = I + D^{-1/2} A D^{-1/2}`` (Eq. 3) and the levels ``H^{(l)}``.
+    r"""``A`` (Eq. 1), ``P = I + D^{-1/2} A D^{-1/2}`` (Eq. 3; the raw ``A`` for a model
+    that propagates with it) and the levels ``H^{(l)}``.
 
     A model trained without the graph (``use_graph=False``) has no adjacency: that is
     a :class:`MGNMError`.
@@ -116,9 +129,10 @@ def level_features(model: torch.nn.Module, users: Tensor, histories: Tensor) -> 
         raise MGNMError("this run was trained without the user-aware graph (use_graph "
                         "false): it has no adjacency to show")
     levels, adj, mask = model.levels(users, histories)
-    prop = normalize_adjacency(adj, mask)
+    prop = normalize_adjacency(adj, mask) if model.normalized else adj
     return LevelFeatures(adj.cpu().numpy(), prop.cpu().numpy(),
-                         torch.stack(levels, 1).cpu().numpy(), mask.cpu().numpy())
+                         torch.stack(levels, 1).cpu().numpy(), mask.cpu().numpy(),
+                         *graph_formulas(model))
 
 
 @dataclass

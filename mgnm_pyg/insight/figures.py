@@ -146,14 +146,16 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
     fig.suptitle(f"user {history.user}: what MGNM learned on the latest history ({shown} shown; "
                  f"the model saw the last {m})", fontsize=12)
     _heatmap(fig, mark_panel(fig.add_subplot(grid[0, 0]), "adjacency"), adj, labels,
-             "user-aware adjacency A (Eq. 1)\nA_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])\n"
+             f"user-aware adjacency A (Eq. 1)\n{features.adjacency_formula}\n"
              f"(values from {adj.min():.4g} to {adj.max():.4g})")
+    # P = I + ...: the diagonal (>= 1) would flatten the colours of every edge
+    with_identity = features.propagation_formula.startswith("P = I")
     off_diagonal = prop[~np.eye(len(labels), dtype=bool)]
-    vmax = float(off_diagonal.max()) if off_diagonal.size else None
+    vmax = float(off_diagonal.max()) if off_diagonal.size and with_identity else None
+    note = ("colours scaled to the off-diagonal\n(the diagonal, >= 1, is off the scale)"
+            if with_identity else "the layers propagate with A itself")
     _heatmap(fig, mark_panel(fig.add_subplot(grid[0, 1]), "propagation"), prop, labels,
-             "propagation P = I + D^-1/2 A D^-1/2 (Eq. 3)\n"
-             "colours scaled to the off-diagonal\n(the diagonal, >= 1, is off the scale)",
-             vmax=vmax)
+             f"propagation {features.propagation_formula}\n{note}", vmax=vmax)
     _graph(fig, mark_panel(fig.add_subplot(grid[0, 2]), "graph"), adj, numbers, per_node,
            threshold)
     if routing is None:
