@@ -90,18 +90,19 @@ class LevelFeatures:
     propagation: np.ndarray  #: ``[B, m, m]`` what the layers propagate with, zeros at padding
     levels: np.ndarray  #: ``[B, L+1, m, d]`` ``H^{(0)} .. H^{(L)}``
     mask: np.ndarray  #: ``bool [B, m]`` valid positions
-    #: ``A`` and ``P`` as this model computes them (its switches), for titles
-    adjacency_formula: str = "A_ij = sigmoid(sum_k x_i[k] x_j[k] x_u[k])"
-    propagation_formula: str = "P = I + D^-1/2 A D^-1/2 (Eq. 3)"
+    adjacency_formula: str  #: ``A`` as this model computes it (:func:`adjacency_formula`)
+    normalized: bool  #: whether ``P`` is Eq. 3's (else the raw ``A``)
+
+    @property
+    def propagation_formula(self) -> str:
+        return "P = I + D^-1/2 A D^-1/2 (Eq. 3)" if self.normalized else "P = A (raw)"
 
 
-def graph_formulas(model: torch.nn.Module) -> tuple[str, str]:
-    """The formulas of ``A`` and ``P`` that ``model`` computes: Eq. 1 with its adjacency
-    scale and user term, and Eq. 3 or the raw ``A`` (``adjacency_normalization``)."""
+def adjacency_formula(model: torch.nn.Module) -> str:
+    """Eq. 1 as ``model`` computes it, with its adjacency scale and user term."""
     scale = "" if model.adjacency_scale == 1.0 else f"{model.adjacency_scale:g} * "
     product = "x_i[k] x_j[k] x_u[k]" if model.adjacency_user else "x_i[k] x_j[k]"
-    propagation = "P = I + D^-1/2 A D^-1/2 (Eq. 3)" if model.normalized else "P = A (raw)"
-    return f"A_ij = sigmoid({scale}sum_k {product})", propagation
+    return f"A_ij = sigmoid({scale}sum_k {product})"
 
 
 def require_mgnm(model: torch.nn.Module) -> None:
@@ -132,7 +133,7 @@ def level_features(model: torch.nn.Module, users: Tensor, histories: Tensor) -> 
     prop = normalize_adjacency(adj, mask) if model.normalized else adj
     return LevelFeatures(adj.cpu().numpy(), prop.cpu().numpy(),
                          torch.stack(levels, 1).cpu().numpy(), mask.cpu().numpy(),
-                         *graph_formulas(model))
+                         adjacency_formula(model), model.normalized)
 
 
 @dataclass

@@ -149,11 +149,10 @@ def user_figure(history: UserHistory, features: LevelFeatures, routing: Routing 
              f"user-aware adjacency A (Eq. 1)\n{features.adjacency_formula}\n"
              f"(values from {adj.min():.4g} to {adj.max():.4g})")
     # P = I + ...: the diagonal (>= 1) would flatten the colours of every edge
-    with_identity = features.propagation_formula.startswith("P = I")
     off_diagonal = prop[~np.eye(len(labels), dtype=bool)]
-    vmax = float(off_diagonal.max()) if off_diagonal.size and with_identity else None
+    vmax = float(off_diagonal.max()) if off_diagonal.size and features.normalized else None
     note = ("colours scaled to the off-diagonal\n(the diagonal, >= 1, is off the scale)"
-            if with_identity else "the layers propagate with A itself")
+            if features.normalized else "the layers propagate with A itself")
     _heatmap(fig, mark_panel(fig.add_subplot(grid[0, 1]), "propagation"), prop, labels,
              f"propagation {features.propagation_formula}\n{note}", vmax=vmax)
     _graph(fig, mark_panel(fig.add_subplot(grid[0, 2]), "graph"), adj, numbers, per_node,

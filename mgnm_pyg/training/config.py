@@ -215,9 +215,8 @@ class TrainConfig:
                        if getattr(self, name) not in (default, "auto")]
             changed += ["interest_activation"] * (self.interest_activation == "identity")
             if changed:
-                options = ", ".join(f"--{n.replace('_', '-')} {getattr(self, n)}" for n in changed)
-                back = ", ".join(f"--{n.replace('_', '-')} {CAPSULE_ONLY.get(n, 'relu')}"
-                                 for n in changed)
+                options = ", ".join(f"{option_flag(n)} {getattr(self, n)}" for n in changed)
+                back = ", ".join(f"{option_flag(n)} {FIELDS[n].default}" for n in changed)
                 raise ConfigError(f"{options}: only the capsule extractor has this; "
                                   f"--extractor is {self.extractor} (where a preset or "
                                   f"config file set it, pass {back})")
