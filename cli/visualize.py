@@ -81,17 +81,19 @@ def adjacency(run_dir: Path, user: str, max_items: int, edges_per_node: int,
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.insight.arrays import latest_history, level_features, routing
     from mgnm_pyg.insight.figures import user_figure
+    from mgnm_pyg.nn.capsule import seeded_draws
     from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
     history = latest_history(run.dataset, user, run.config.max_len)
     users, histories = history.batch(run.device)
-    features = level_features(run.model, users, histories)
-    try:
-        routes = routing(run.model, users, histories)
-    except MGNMError as exc:
-        click.echo(f"note: {exc}; the routing strips are left out", err=True)
-        routes = None
+    with seeded_draws(run.config.seed, run.device):  # repeatable under random routing
+        features = level_features(run.model, users, histories)
+        try:
+            routes = routing(run.model, users, histories)
+        except MGNMError as exc:
+            click.echo(f"note: {exc}; the routing strips are left out", err=True)
+            routes = None
     fig = user_figure(history, features, routes, max_items=max_items, per_node=edges_per_node,
                       threshold=threshold)
     _save(fig, out, fmt, dpi, run_dir / "plots" / f"adjacency-{_safe(user)}")
@@ -122,6 +124,7 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
     from mgnm_pyg.errors import MGNMError
     from mgnm_pyg.insight.arrays import project_2d, require_mgnm, routing, routing_entropy
     from mgnm_pyg.insight.figures import interests_figure
+    from mgnm_pyg.nn.capsule import seeded_draws
     from mgnm_pyg.training.saved_run import load_run
 
     run = load_run(run_dir, data=data, device=device)
@@ -137,14 +140,15 @@ def interests(run_dir: Path, n_users: int, projection: str, seed: int, data: str
                                 device=run.device)
     users = torch.as_tensor(chosen, device=run.device)
     entropies = None
-    try:
-        routes = routing(run.model, users, histories)
-        vectors = routes.interests
-        entropies = routing_entropy(routes.coupling, routes.mask)
-    except MGNMError as exc:
-        click.echo(f"note: {exc}; the entropy panel is left out", err=True)
-        with torch.no_grad():
-            vectors = run.model.encode(users, histories).interests.cpu().numpy()
+    with seeded_draws(run.config.seed, run.device):  # repeatable under random routing
+        try:
+            routes = routing(run.model, users, histories)
+            vectors = routes.interests
+            entropies = routing_entropy(routes.coupling, routes.mask)
+        except MGNMError as exc:
+            click.echo(f"note: {exc}; the entropy panel is left out", err=True)
+            with torch.no_grad():
+                vectors = run.model.encode(users, histories).interests.cpu().numpy()
     points = project_2d(vectors.reshape(-1, vectors.shape[-1]), projection, seed=seed)
     fig = interests_figure(points.reshape(*vectors.shape[:3], 2), entropies, projection)
     _save(fig, out, fmt, dpi, run_dir / "plots" / f"interests-{projection}")

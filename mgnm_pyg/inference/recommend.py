@@ -21,6 +21,7 @@ import torch
 
 from mgnm_pyg.data.dataset import find_user
 from mgnm_pyg.errors import RecommendError
+from mgnm_pyg.nn.capsule import seeded_draws
 from mgnm_pyg.training.saved_run import LoadedRun
 
 CANDIDATE_CHUNK = 65536  # items scored per forward pass, to bound memory on big catalogues
@@ -112,7 +113,7 @@ def recommend(run: LoadedRun, user: str, k: int = 10,
     scores[0] = -torch.inf
     run.model.eval()
     ctx = contextlib.nullcontext() if known else _mean_user(run.model, data.n_users)
-    with torch.no_grad(), ctx:
+    with torch.no_grad(), ctx, seeded_draws(run.config.seed, device):
         interests = run.model.encode(users, histories).interests  # once, for every chunk
         for lo in range(1, data.n_items + 1, CANDIDATE_CHUNK):
             hi = min(lo + CANDIDATE_CHUNK, data.n_items + 1)

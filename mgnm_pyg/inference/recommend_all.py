@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from mgnm_pyg.errors import RecommendError
 from mgnm_pyg.files import atomic_path
 from mgnm_pyg.inference.recommend import CANDIDATE_CHUNK
+from mgnm_pyg.nn.capsule import seeded_draws
 from mgnm_pyg.training.saved_run import LoadedRun
 
 COLUMNS = ("user", "user_id", "rank", "item", "item_id", "score")
@@ -65,20 +66,20 @@ def recommend_all(run: LoadedRun, out: str | Path, k: int = 50, batch_size: int 
     parts = []
     bar = tqdm(total=len(users), desc="recommend", unit="user", disable=not progress,
                leave=False)
-    try:
-        for start in range(0, len(users), batch_size):
-            batch = users[start:start + batch_size]
-            items, scores = _top_k(run, batch, k)
-            keep = np.isfinite(scores)
-            rows, cols = np.nonzero(keep)
-            parts.append(pl.DataFrame({
-                "user": batch[rows], "user_id": user_ids[batch[rows]],
-                "rank": (cols + 1).astype(np.int32), "item": items[rows, cols],
-                "item_id": item_ids[items[rows, cols]], "score": scores[rows, cols],
-            }))
-            bar.update(len(batch))
-    finally:
-        bar.close()
+    with seeded_draws(run.config.seed, run.device):  # repeatable under random routing
+        try:
+            for start in range(0, len(users), batch_size):
+                batch = users[start:start + batch_size]
+                items, scores = _top_k(run, batch, k)
+                rows, cols = np.nonzero(np.isfinite(scores))
+                parts.append(pl.DataFrame({
+                    "user": batch[rows], "user_id": user_ids[batch[rows]],
+                    "rank": (cols + 1).astype(np.int32), "item": items[rows, cols],
+                    "item_id": item_ids[items[rows, cols]], "score": scores[rows, cols],
+                }))
+                bar.update(len(batch))
+        finally:
+            bar.close()
     frame = pl.concat(parts) if parts else pl.DataFrame(
         schema={"user": pl.Int64, "user_id": pl.String, "rank": pl.Int32, "item": pl.Int64,
                 "item_id": pl.String, "score": pl.Float32})

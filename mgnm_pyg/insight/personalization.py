@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mgnm_pyg.nn.capsule import seeded_draws
+
 __all__ = ["rank_correlation_matrix", "ranking_agreement"]
 
 
@@ -62,11 +64,14 @@ def ranking_agreement(model: torch.nn.Module, dataset: Any, split: str = "test",
     scores = []
     bar = tqdm(range(0, len(rows), batch_size), desc=f"ranking agreement ({split})",
                unit="batch", disable=not progress, leave=False)
-    for start in bar:
-        part = rows[start : start + batch_size]
-        histories = dataset.histories(records.users[part], records.positions[part], max_len)
-        scores.append(model.predict(torch.as_tensor(records.users[part], device=device),
-                                    torch.as_tensor(histories, device=device), items).cpu())
+    with seeded_draws(seed, device):  # the same answer each time under random routing logits
+        for start in bar:
+            part = rows[start : start + batch_size]
+            histories = dataset.histories(records.users[part], records.positions[part],
+                                          max_len)
+            scores.append(model.predict(torch.as_tensor(records.users[part], device=device),
+                                        torch.as_tensor(histories, device=device),
+                                        items).cpu())
     model.train(was_training)
     corr = rank_correlation_matrix(torch.cat(scores))
     n = corr.size(0)

@@ -5,8 +5,9 @@ The BiLSTM itself (padding-safe and packed on the CPU) is in :mod:`mgnm_pyg.nn.b
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ __all__ = [
     "per_position_inputs",
     "reset_capsule_weight",
     "routing_logits",
+    "seeded_draws",
     "squash",
 ]
 
@@ -77,11 +79,25 @@ def routing_logits(n: int, k: int, m: int, like: Tensor, init: str) -> Tensor:
     """Initial routing logits ``[n, k, m]``: zeros (SPEC), or ``"random"`` as the authors'
     code: a truncated normal (std 1, cut at 2 std as TF's ``truncated_normal``) drawn from
     torch's default generator at every call, so a seeded run is deterministic on the CPU.
-    Each evaluation (``training/runs.py``) draws from the run's seed, so the same model
-    scores the same way whenever it is evaluated with the same evaluation batch size."""
+    Evaluation, recommendation, the ranking agreement and the pictures score under
+    :func:`seeded_draws` with the run's seed, so the same command on the same model gives
+    the same answer; as in the authors' code, a sequence's draws depend on the batch it is
+    scored in (a user's top-K from ``recommend --user`` and ``--all-users`` can differ)."""
     if init == "zero":
         return like.new_zeros(n, k, m)
     return nn.init.trunc_normal_(like.new_empty(n, k, m), 0.0, 1.0, -2.0, 2.0)
+
+
+@contextlib.contextmanager
+def seeded_draws(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the enclosed scoring with torch's generators seeded by ``seed`` and restore the
+    caller's afterwards: a model that draws in its forward pass (``routing_init="random"``)
+    then draws the same numbers each time; a model that draws nothing is unaffected."""
+    device = torch.device(device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
 
 
 def per_position_inputs(h: Tensor, mask: Tensor, weight: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from mgnm_pyg.data.dataset import EVAL_SPLITS, SPLITS, PreparedDataset
 from mgnm_pyg.errors import MGNMError
 from mgnm_pyg.metrics import GAUCAccumulator, PerUserBestAccumulator, RankingAccumulator
+from mgnm_pyg.nn.capsule import seeded_draws
 from mgnm_pyg.per_user_metrics import PerUserPooledAccumulator
 from mgnm_pyg.training import distributed
 from mgnm_pyg.training.config import TrainConfig
@@ -260,9 +261,7 @@ def evaluate(model, dataset, split: str, protocol: str, ks, config: TrainConfig,
     # A model that draws inside its forward pass (--routing-init random) draws the same
     # numbers in every evaluation of the run, and the caller's generators are untouched.
     device = torch.device(device)
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(config.seed)
+    with seeded_draws(config.seed, device):
         out = evaluate_split(model, dataset, split, protocol=protocol, ks=tuple(ks),
                              batch_size=config.eval_batch_size, max_len=config.max_len,
                              device=device, progress=progress, per_user_pooled=per_user)
