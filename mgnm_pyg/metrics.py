@@ -127,10 +127,13 @@ class RankingAccumulator:
 
 
 class PerUserBestAccumulator:
-    """The authors'-code variant: HIT/NDCG/MRR once per user, from its best-ranked positive.
+    """HIT/NDCG/MRR once per user, from the best rank any of its records' positives gets
+    among that record's own negatives.
 
-    Not the SPEC metric (which averages over records); its keys carry the prefix
-    ``per_user_best_`` so the two are never mixed.
+    Not the SPEC metric (which averages over records), and not the authors' code either,
+    which ranks a user's best positive among all of the user's rows pooled
+    (:class:`~mgnm_pyg.per_user_metrics.PerUserPooledAccumulator`); its keys carry the
+    prefix ``per_user_best_`` so that none of them is mixed.
 
     Args:
         ks: the cut-offs.

@@ -46,7 +46,9 @@ class ComiRecDR(SequentialRecommender):
     Departures from ComiRec's code: interests pass MGNM's ``act(o_k W'_k)`` (Eq. 11)
     unless ``interest_activation="identity"``; routing logits start at zero as in
     ComiRec-DR.
-    ComiRec trains with a sampled softmax; here it is the package's BCE or full softmax.
+    ComiRec trains with a sampled softmax; here it trains with any of the package's
+    losses (BCE with sampled negatives as the paper trains the baselines, the full
+    softmax, or ``loss="sampled-softmax"`` over negatives shared by the batch).
 
     Shapes:
         - users: ``[B]``; histories: ``[B, m]``; items: ``[B, C]`` or ``[C]``

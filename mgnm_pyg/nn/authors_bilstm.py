@@ -17,8 +17,11 @@ Where their code has bugs rather than choices, this module does not follow it:
 - it concatenates the time-major outputs and reshapes them batch-major, so the outputs
   of one record come from other records of the batch.
 
-Each of the three changes results (a record's interests would depend on ``max_len``,
-on the interleaving, and on its batch-mates); none is reproduced. Here the steps are the
+Each of the three changes the output (a record's interests would depend on ``max_len``,
+on the interleaving, and on its batch-mates), and the last would make a user's
+recommendations depend on who else is in the batch, so none is reproduced; how much
+they move the authors' accuracy is not measured (``benchmarks/RESULTS.md``, "The
+authors' MGNM on Toys", is this module's reading). Here the steps are the
 history's positions in time order, ``x_j = [z_1j || .. || z_Kj]``, and each direction
 runs over the valid steps only (the backward one reversed within the length).
 """

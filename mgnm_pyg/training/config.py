@@ -81,8 +81,8 @@ class TrainConfig:
     routing_iters: int = _opt(3, "Capsule routing iterations tau.", "model", minimum=1)
     theta1: float = _opt(1e-6, "Weight of the L1 norm of the adjacency (0 = w/o L1Norm; "
                          "the authors' code: 1e-5).", "model", minimum=0.0)
-    theta2: float = _opt(1e-5, "Weight of the L2 norm of the parameters.", "model",
-                         minimum=0.0)
+    theta2: float = _opt(1e-5, "Weight of the L2 norm of the parameters (the authors' "
+                         "code: 1e-5, see --l2-halved).", "model", minimum=0.0)
     conv: str = _opt("dense", "Graph convolution implementation.", "model",
                      choices=("dense", "mp"))
     use_graph: bool = _opt(True, "Use the user-aware graph (off = w/o UGCN, level 0 only).",
@@ -159,12 +159,15 @@ class TrainConfig:
                      "sampled softmax over --shared-negatives negatives per batch (both "
                      "depart from the paper).", "optim", choices=LOSSES)
     shared_negatives: int = _opt(1000, "Negatives drawn per batch and shared by its records "
-                                 "(sampled-softmax loss).", "optim", minimum=1)
+                                 "(sampled-softmax loss only; departs from the paper).",
+                                 "optim", minimum=1)
     negative_sampling: str = _opt("uniform", "Distribution of the shared negatives: uniform "
-                                  "over items, or popularity (training-target counts, +1).",
+                                  "over items, or popularity (training-target counts, +1; "
+                                  "sampled-softmax loss only, departs from the paper).",
                                   "optim", choices=("uniform", "popularity"))
     logq_correction: bool = _opt(False, "Subtract log q(item) from the sampled-softmax "
-                                 "logits (for popularity sampling).", "optim")
+                                 "logits (for popularity sampling; sampled-softmax loss "
+                                 "only, departs from the paper).", "optim")
     lr: float = _opt(1e-3, "Adam learning rate.", "optim", above=0.0)
     lr_schedule: str = _opt("constant", "Learning-rate schedule after the warm-up: constant, "
                             "or cosine decay to 0 at --epochs (departs from the paper).",
@@ -178,12 +181,15 @@ class TrainConfig:
     negatives: int = _opt(5, "Training negatives per positive, redrawn every epoch.", "optim",
                           minimum=1)
     epochs: int = _opt(10, "Maximum number of epochs (the default keeps the demo data to a "
-                       "few minutes on a CPU; real datasets may need more, e.g. 30).",
+                       "few minutes on a CPU; real datasets may need more, e.g. 30; the "
+                       "authors' code: 50).",
                        "optim", minimum=1)
-    patience: int = _opt(3, "Stop after this many epochs without validation improvement.",
+    patience: int = _opt(3, "Stop after this many epochs without validation improvement "
+                         "(the authors' code stops never: --patience equal to --epochs).",
                          "optim", minimum=1)
     select_metric: str = _opt("ndcg@5", "Validation metric for early stopping and the best "
-                              "checkpoint.", "optim", choices=SELECT_METRICS)
+                              "checkpoint (the authors' code: gauc, on the test split; "
+                              "here always validation).", "optim", choices=SELECT_METRICS)
     # runtime
     device: str = _opt("auto", "Device (auto picks cuda when available).", "runtime",
                        choices=("auto", "cpu", "cuda"))

@@ -194,7 +194,8 @@ def evaluate_split(
         item_chunk: items scored at once in the full protocol. Memory grows with
             ``batch_size * item_chunk`` and not with the number of items (batch 512,
             4096 items, 250k items in all: about 0.7 GB above the baseline on CPU).
-        per_user_best: also report the authors'-code variant, under keys prefixed
+        per_user_best: also report each user's best per-record rank
+            (:class:`~mgnm_pyg.metrics.PerUserBestAccumulator`), under keys prefixed
             ``per_user_best_``.
         per_user_pooled: also report the per-user metric of the authors' code (each
             user's rows pooled, :mod:`mgnm_pyg.per_user_metrics`), under keys prefixed
