@@ -70,8 +70,31 @@ def test_a_good_space_gives_fixed_settings_and_params(tmp_path):
     assert space.to_dict()["search"]["loss"]["choices"] == ["bce", "softmax"]
 
 
+def test_a_preset_is_the_base_of_every_trial(tmp_path):
+    from mgnm_pyg.presets import load_preset
+
+    tuned = load_preset("tuned")
+    space = load_space(write(tmp_path, 'preset = "tuned"\nepochs = 2\n[search]\n'
+                                       'lr = {type = "float", low = 1e-4, high = 1e-2}\n'))
+    config = space.suggest(RecordingTrial())
+    assert (config.loss, config.score_scale, config.capsule_output, config.n_layers) == (
+        tuned["loss"], tuned["score_scale"], tuned["capsule_output"], tuned["n_layers"])
+    assert config.epochs == 2 != tuned["epochs"]  # a fixed key wins over the preset
+    assert config.lr == 1e-4 != tuned["lr"]       # and so does a searched one
+    fixed = space.to_dict()["fixed"]  # what a resumed study compares
+    assert fixed["score_scale"] == tuned["score_scale"] and fixed["epochs"] == 2
+    assert "lr" not in fixed
+    plain = load_space(write(tmp_path, 'epochs = 2\n[search]\n'
+                                       'lr = {type = "float", low = 1e-4, high = 1e-2}\n'))
+    assert plain.suggest(RecordingTrial()).loss == "bce"  # without it: the defaults
+
+
 SEARCH = "epochs = 2\n[search]\n"
 BAD = {
+    "unknown preset": ('preset = "fast"\n' + SEARCH + 'lr = {type = "float", low = 0.1, '
+                       'high = 0.2}', ["key 'preset'", "tuned", "'fast'"]),
+    "preset not a name": ('preset = 3\n' + SEARCH + 'lr = {type = "float", low = 0.1, '
+                          'high = 0.2}', ["key 'preset'", "got 3"]),
     "unknown setting": (SEARCH + 'foo = {type = "int", low = 1, high = 2}',
                         ["[search] foo", "unknown setting"]),
     "unknown type": (SEARCH + 'lr = {type = "uniform", low = 0.1, high = 0.2}',
@@ -162,3 +185,7 @@ def test_the_shipped_example_space_is_valid():
                                               "interest_activation", "bilstm_mode", "loss",
                                               "score_scale", "lr_schedule", "level_norm"}
     assert space.fixed["select_metric"] == "hit@5"
+    tuned = load_space(path.with_name("tune_space_tuned.toml"))
+    config = tuned.config({})
+    assert (config.loss, config.capsule_output, config.epochs) == ("sampled-softmax", "mean", 15)
+    assert {p.name for p in tuned.params} >= {"n_interests", "learn_score_scale"}

@@ -9,6 +9,9 @@ Top-level keys are fixed settings of every trial (any :class:`TrainConfig` key, 
     n_interests = {type = "int", low = 2, high = 8}
     loss = {type = "categorical", choices = ["bce", "softmax"]}
 
+A top-level ``preset = "tuned"`` (any packaged preset) starts every trial from that
+preset, as ``train --preset`` does: the fixed keys and the searched ones override it.
+
 Every key, bound and choice goes through the config's own checks
 (:func:`~mgnm_pyg.training.config.check_value`), so an error names the file, the key
 and what is wrong before any trial trains.
@@ -17,10 +20,11 @@ and what is wrong before any trial trains.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mgnm_pyg.presets import load_preset, preset_names
 from mgnm_pyg.training.config import (
     FIELDS,
     ConfigError,
@@ -73,17 +77,24 @@ class SearchSpace:
     fixed: dict[str, Any]
     params: tuple[Param, ...]
     source: str = ""
+    #: the settings of the file's ``preset`` (empty without one), under ``fixed``
+    base: dict[str, Any] = field(default_factory=dict)
 
     def config(self, values: dict[str, Any]) -> TrainConfig:
         """The :class:`TrainConfig` of one trial (``values``: its searched settings)."""
-        return TrainConfig(**{**TrainConfig().to_dict(), **self.fixed, **values})
+        return TrainConfig(**{**TrainConfig().to_dict(), **self.base, **self.fixed,
+                              **values})
 
     def suggest(self, trial: Any) -> TrainConfig:
         return self.config({p.name: p.suggest(trial) for p in self.params})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form, stored with the study so a resumed study checks its space."""
-        return {"fixed": dict(sorted(self.fixed.items())),
+        searched = {p.name for p in self.params}
+        # the preset's values count as fixed ones, so a resumed study notices a preset
+        # whose values changed
+        fixed = {**{k: v for k, v in self.base.items() if k not in searched}, **self.fixed}
+        return {"fixed": dict(sorted(fixed.items())),
                 "search": {p.name: {k: list(v) if isinstance(v, tuple) else v
                                     for k, v in asdict(p).items() if k != "name"}
                            for p in self.params}}
@@ -149,10 +160,13 @@ def parse_param(name: str, spec: Any, where: str) -> Param:
 def parse_space(raw: dict[str, Any], where: str) -> SearchSpace:
     """A search space from a TOML document already read (``where`` names it in errors)."""
     fixed: dict[str, Any] = {}
-    search = None
+    search, base = None, {}
     for key, value in raw.items():
         if key == "search":
             search = value
+            continue
+        if key == "preset":
+            base = _preset(value, where)
             continue
         if isinstance(value, dict):
             raise ConfigError(f"{where}: unknown table [{key}]; the only table is [search], "
@@ -175,7 +189,14 @@ def parse_space(raw: dict[str, Any], where: str) -> SearchSpace:
         if name in fixed:
             raise ConfigError(f"{here}: is both a fixed setting and searched; keep one")
         params.append(parse_param(name, spec, here))
-    return SearchSpace(fixed, tuple(params), where)
+    return SearchSpace(fixed, tuple(params), where, base)
+
+
+def _preset(name: Any, where: str) -> dict[str, Any]:
+    if not isinstance(name, str) or name not in preset_names():
+        raise ConfigError(f"{where}: key 'preset' expects the name of a packaged preset, "
+                          f"one of {', '.join(preset_names())}; got {name!r}")
+    return load_preset(name)
 
 
 def load_space(path: str | Path) -> SearchSpace:
