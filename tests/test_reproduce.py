@@ -1,4 +1,4 @@
-"""benchmarks/reproduce.py: the t-test, and the table/figure commands on synthetic:tiny."""
+"""benchmarks/reproduce.py: the table and figure commands on synthetic:tiny."""
 
 from __future__ import annotations
 
@@ -11,17 +11,11 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_stats import p_two_sided_df1, p_two_sided_df2
 
 from mgnm_pyg.experiments.reproduce import Plan
-from mgnm_pyg.experiments.stats import (
-    mean_std,
-    paired_t_test,
-    regularized_incomplete_beta,
-    student_t_two_sided_p,
-)
 from mgnm_pyg.experiments.variants import TABLES
 from mgnm_pyg.training.config import TrainConfig
 
@@ -47,78 +41,6 @@ def _held_by_a_live_process(run: Path):
     finally:
         owner.kill()
         owner.wait()
-
-
-# ---------------------------------------------------------------- statistics
-def _p_df1(t: float) -> float:  # Student t with 1 df is the Cauchy distribution
-    return 1.0 - 2.0 / math.pi * math.atan(abs(t))
-
-
-def _p_df2(t: float) -> float:  # closed form of the t CDF with 2 df
-    return 1.0 - abs(t) / math.sqrt(2.0 + t * t)
-
-
-@pytest.mark.parametrize(("t", "df", "p"), [
-    (2.776, 4, 0.05), (12.706, 1, 0.05), (4.303, 2, 0.05), (2.228, 10, 0.05),
-    (4.604, 4, 0.01), (1.960, 10**6, 0.05), (0.0, 3, 1.0),
-])
-def test_t_p_value_matches_the_tables(t, df, p):
-    assert student_t_two_sided_p(t, df) == pytest.approx(p, abs=2e-4)
-    assert student_t_two_sided_p(-t, df) == student_t_two_sided_p(t, df)
-
-
-@pytest.mark.parametrize("t", [0.1, 0.7, 1.0, 2.5, 9.0, 60.0])
-def test_t_p_value_equals_closed_forms(t):
-    assert student_t_two_sided_p(t, 1) == pytest.approx(_p_df1(t), rel=1e-10, abs=1e-14)
-    assert student_t_two_sided_p(t, 2) == pytest.approx(_p_df2(t), rel=1e-10, abs=1e-14)
-
-
-def test_incomplete_beta_closed_forms():
-    rng = np.random.default_rng(0)
-    for x, a, b in zip(rng.uniform(size=20), rng.uniform(0.2, 20, 20), rng.uniform(0.2, 20, 20),
-                       strict=True):
-        assert regularized_incomplete_beta(1, 1, x) == pytest.approx(x, rel=1e-12)
-        assert regularized_incomplete_beta(a, 1, x) == pytest.approx(x**a, rel=1e-10)
-        assert regularized_incomplete_beta(1, b, x) == pytest.approx(1 - (1 - x) ** b, rel=1e-10)
-        # symmetry I_x(a, b) = 1 - I_{1-x}(b, a)
-        assert regularized_incomplete_beta(a, b, x) == pytest.approx(
-            1 - regularized_incomplete_beta(b, a, 1 - x), abs=1e-12)
-    with pytest.raises(ValueError, match="x must lie"):
-        regularized_incomplete_beta(1, 1, 1.5)
-
-
-def test_paired_t_test_against_a_direct_computation():
-    rng = np.random.default_rng(1)
-    for n, closed_form in ((2, _p_df1), (3, _p_df2)):
-        for _ in range(10):
-            a, b = rng.normal(size=n), rng.normal(size=n)
-            diffs = list(a - b)
-            t = statistics.mean(diffs) / (statistics.stdev(diffs) / math.sqrt(n))
-            out = paired_t_test(a, b)
-            assert out.t == pytest.approx(t, rel=1e-12)
-            assert out.df == n - 1
-            assert out.p == pytest.approx(closed_form(t), rel=1e-9)
-            assert out.mean_difference == pytest.approx(statistics.mean(diffs))
-
-
-def test_paired_t_test_against_scipy_when_installed():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(2)
-    for n in (2, 4, 5, 9, 30):
-        a = rng.normal(size=n)
-        b = a + rng.normal(0.2, 0.5, size=n)
-        ours, ref = paired_t_test(a, b), stats.ttest_rel(a, b)
-        assert ours.t == pytest.approx(ref.statistic, rel=1e-10)
-        assert ours.p == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-15)
-
-
-def test_paired_t_test_degenerate_cases():
-    assert math.isnan(paired_t_test([0.3], [0.1]).p)  # one pair: undefined
-    same = paired_t_test([0.2, 0.4], [0.2, 0.4])
-    assert (same.t, same.p) == (0.0, 1.0)
-    shifted = paired_t_test([0.5, 0.75], [0.25, 0.5])  # every difference is +0.25
-    assert (shifted.t, shifted.p) == (math.inf, 0.0)
-    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
 
 
 # ---------------------------------------------------------------- variants
@@ -178,7 +100,7 @@ def test_table2_quick_writes_the_table_reuses_and_resumes(tmp_path, one_thread):
             d = [x - y for x, y in zip(ref, values, strict=True)]
             if d[0] != d[1]:
                 t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(2))
-                assert cell["p"] == pytest.approx(_p_df1(t), rel=1e-9)
+                assert cell["p"] == pytest.approx(p_two_sided_df1(t), rel=1e-9)
                 assert f"{cell['p']:.2g} ({cell['mean_difference']:+.4f})" in md
 
     before = _mtimes(out)
@@ -457,17 +379,17 @@ def test_figure_report_tests_each_point_against_the_reference_by_seed(tmp_path):
 
     d = [ref[s] - k1[s] for s in ref]
     t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3))
-    p = _p_df2(t)
+    p = p_two_sided_df2(t)
     mean, std = statistics.mean(k1.values()), statistics.stdev(k1.values())
     assert (f"| 1 | {mean:.4f} ± {std:.4f} | 4 | 20-27 | {p:.2g} ({statistics.mean(d):+.4f})"
             " |") in md
     assert "| 4 | 0.0197 ± 0.0015 | 3 | 2-4 | — |" in md  # the reference point itself
     assert "| 0 | 0.0197 ± 0.0015 | 3 | 1-1 | 1 (+0.0000) |" in md
     d = [-0.001 * (s + 1) for s in ref]
-    p = _p_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
+    p = p_two_sided_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
     assert (f"| mean of mgnm (3 runs; p max vs sum {p:.2g} (-0.0020)) | 0.0197 | "
             f"0.0217 |") in md
     d = [0.1 - 0.01 * s for s in ref]
-    p = _p_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
+    p = p_two_sided_df2(statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3)))
     assert (f"| mean of wo-maxpool (3 runs; p max vs sum {p:.2g} (+0.0900)) | 0.5000 | "
             f"0.4100 |") in md
