@@ -57,6 +57,7 @@ VARIANTS: dict[str, dict] = {
     # the item table drawn larger or smaller than Glorot (item_init_scale)
     "tuned-init-scale2": {"preset": "tuned", "item_init_scale": 2.0},
     "tuned-init-scale05": {"preset": "tuned", "item_init_scale": 0.5},
+    "tuned-init-scale025": {"preset": "tuned", "item_init_scale": 0.25},
     "tuned-batch64": {"preset": "tuned", "batch_size": 64},
     # Eq. 1's logits scaled, so that A can leave 0.5 (the graph adds nothing at 1)
     "tuned-adj-scale10": {"preset": "tuned", "adjacency_scale": 10.0},
