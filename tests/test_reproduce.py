@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_stats import p_two_sided_df1, p_two_sided_df2
+from t_closed_forms import p_two_sided_df1, p_two_sided_df2
 
 from mgnm_pyg.experiments.reproduce import Plan
 from mgnm_pyg.experiments.variants import TABLES

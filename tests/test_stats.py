@@ -8,6 +8,7 @@ import statistics
 
 import numpy as np
 import pytest
+from t_closed_forms import p_two_sided_df1, p_two_sided_df2
 
 from mgnm_pyg.experiments.stats import (
     mean_std,
@@ -15,14 +16,6 @@ from mgnm_pyg.experiments.stats import (
     regularized_incomplete_beta,
     student_t_two_sided_p,
 )
-
-
-def p_two_sided_df1(t: float) -> float:  # Student t with 1 df is the Cauchy distribution
-    return 1.0 - 2.0 / math.pi * math.atan(abs(t))
-
-
-def p_two_sided_df2(t: float) -> float:  # closed form of the t CDF with 2 df
-    return 1.0 - abs(t) / math.sqrt(2.0 + t * t)
 
 
 @pytest.mark.parametrize(("t", "df", "p"), [
