@@ -209,7 +209,9 @@ def report(out_dir: Path, args_compare: str | None = None) -> None:
     summarise(rows, args_compare)
 
 
-METRICS = (("test_hit", "test HIT@5"), ("test_ndcg", "test NDCG@5"), ("test_gauc", "GAUC"),
+# validation first: the split that selects (the paired tests of a switch are read there)
+METRICS = (("valid_hit", "valid HIT@5"), ("test_hit", "test HIT@5"),
+           ("test_ndcg", "test NDCG@5"), ("test_gauc", "GAUC"),
            ("full_hit", "full HIT@5"), ("full_ndcg", "full NDCG@5"), ("agreement", "agreement"),
            ("user_hit", "per-user HIT@5"), ("user_full_hit", "per-user full HIT@5"))
 
